@@ -1,0 +1,288 @@
+/*
+ * proto.c: encoders and strict decoders for every inter-process message.
+ * SECURITY: decoders check each field and reject trailing bytes; they are
+ * the only code that reads a payload.
+ */
+#include <string.h>
+
+#include "proto.h"
+
+#define GET(x)		do { if ((x) == -1) return -1; } while (0)
+#define GETSTR(m, f)	GET(imsg_get_string((m), (f), sizeof(f)))
+
+void
+proto_enc_conf_blob(struct imsg_payload *p, const struct msg_conf_blob *b)
+{
+	imsg_add_u8(p, b->kind);
+	imsg_add_string(p, b->path);
+	imsg_add_data(p, b->data, b->len);
+}
+
+int
+proto_dec_conf_blob(struct imsg *m, struct msg_conf_blob *b)
+{
+	GET(imsg_get_u8(m, &b->kind));
+	if (b->kind > 1)
+		return -1;
+	GETSTR(m, b->path);
+	GET(imsg_get_data(m, &b->data, &b->len));
+	return imsg_end(m);
+}
+
+void
+proto_enc_conf_user(struct imsg_payload *p, const struct msg_conf_user *u)
+{
+	imsg_add_string(p, u->name);
+	imsg_add_u32(p, u->uid);
+	imsg_add_u32(p, u->gid);
+	imsg_add_string(p, u->home);
+}
+
+int
+proto_dec_conf_user(struct imsg *m, struct msg_conf_user *u)
+{
+	GETSTR(m, u->name);
+	GET(imsg_get_u32(m, &u->uid));
+	GET(imsg_get_u32(m, &u->gid));
+	GETSTR(m, u->home);
+	if (u->name[0] == '\0')
+		return -1;
+	return imsg_end(m);
+}
+
+void
+proto_enc_conf_end(struct imsg_payload *p, const struct msg_conf_end *e)
+{
+	uint32_t	 i;
+
+	imsg_add_u32(p, e->nmacros);
+	for (i = 0; i < e->nmacros && i < PROTO_MAXMACROS; i++) {
+		imsg_add_string(p, e->name[i]);
+		imsg_add_string(p, e->value[i]);
+	}
+}
+
+int
+proto_dec_conf_end(struct imsg *m, struct msg_conf_end *e)
+{
+	uint32_t	 i;
+
+	GET(imsg_get_u32(m, &e->nmacros));
+	if (e->nmacros > PROTO_MAXMACROS)
+		return -1;
+	for (i = 0; i < e->nmacros; i++) {
+		GETSTR(m, e->name[i]);
+		GETSTR(m, e->value[i]);
+	}
+	return imsg_end(m);
+}
+
+void
+proto_enc_listener_fd(struct imsg_payload *p, const struct msg_listener_fd *l)
+{
+	imsg_add_u32(p, l->index);
+}
+
+int
+proto_dec_listener_fd(struct imsg *m, struct msg_listener_fd *l)
+{
+	GET(imsg_get_u32(m, &l->index));
+	return imsg_end(m);
+}
+
+void
+proto_enc_smtp_mail(struct imsg_payload *p, const struct msg_smtp_mail *s)
+{
+	imsg_add_u8(p, s->local);
+	imsg_add_string(p, s->client);
+	imsg_add_string(p, s->helo);
+	imsg_add_string(p, s->auth_user);
+	imsg_add_string(p, s->sender);
+	imsg_add_u8(p, s->smtputf8);
+	imsg_add_u8(p, s->body);
+	imsg_add_u64(p, s->size);
+}
+
+int
+proto_dec_smtp_mail(struct imsg *m, struct msg_smtp_mail *s)
+{
+	GET(imsg_get_u8(m, &s->local));
+	GETSTR(m, s->client);
+	GETSTR(m, s->helo);
+	GETSTR(m, s->auth_user);
+	GETSTR(m, s->sender);
+	GET(imsg_get_u8(m, &s->smtputf8));
+	GET(imsg_get_u8(m, &s->body));
+	GET(imsg_get_u64(m, &s->size));
+	if (s->local > 1 || s->smtputf8 > 1 || s->body > 2)
+		return -1;
+	return imsg_end(m);
+}
+
+void
+proto_enc_smtp_result(struct imsg_payload *p, const struct msg_smtp_result *r)
+{
+	imsg_add_u8(p, r->ok);
+	imsg_add_u64(p, r->msgid);
+	imsg_add_string(p, r->reply);
+}
+
+int
+proto_dec_smtp_result(struct imsg *m, struct msg_smtp_result *r)
+{
+	GET(imsg_get_u8(m, &r->ok));
+	GET(imsg_get_u64(m, &r->msgid));
+	GETSTR(m, r->reply);
+	if (r->ok > 1)
+		return -1;
+	/* A refusal must carry a well-formed reply line: "NNN text". */
+	if (!r->ok && (strlen(r->reply) < 4 || r->reply[0] < '4' ||
+	    r->reply[0] > '5' || r->reply[3] != ' ' ||
+	    strpbrk(r->reply, "\r\n") != NULL))
+		return -1;
+	return imsg_end(m);
+}
+
+void
+proto_enc_smtp_rcpt(struct imsg_payload *p, const struct msg_smtp_rcpt *r)
+{
+	imsg_add_u64(p, r->msgid);
+	imsg_add_string(p, r->rcpt);
+	imsg_add_u32(p, r->notify);
+	imsg_add_string(p, r->orcpt);
+}
+
+int
+proto_dec_smtp_rcpt(struct imsg *m, struct msg_smtp_rcpt *r)
+{
+	GET(imsg_get_u64(m, &r->msgid));
+	GETSTR(m, r->rcpt);
+	GET(imsg_get_u32(m, &r->notify));
+	GETSTR(m, r->orcpt);
+	if (r->rcpt[0] == '\0' || r->notify > 0x0f)
+		return -1;
+	return imsg_end(m);
+}
+
+void
+proto_enc_smtp_data(struct imsg_payload *p, const struct msg_smtp_data *d)
+{
+	imsg_add_u64(p, d->msgid);
+	imsg_add_data(p, d->data, d->len);
+}
+
+int
+proto_dec_smtp_data(struct imsg *m, struct msg_smtp_data *d)
+{
+	GET(imsg_get_u64(m, &d->msgid));
+	GET(imsg_get_data(m, &d->data, &d->len));
+	return imsg_end(m);
+}
+
+void
+proto_enc_smtp_commit(struct imsg_payload *p, const struct msg_smtp_commit *c)
+{
+	imsg_add_u64(p, c->msgid);
+	imsg_add_u8(p, c->refuse);
+}
+
+int
+proto_dec_smtp_commit(struct imsg *m, struct msg_smtp_commit *c)
+{
+	GET(imsg_get_u64(m, &c->msgid));
+	GET(imsg_get_u8(m, &c->refuse));
+	if (c->refuse > 1)
+		return -1;
+	return imsg_end(m);
+}
+
+void
+proto_enc_deliver_local(struct imsg_payload *p,
+    const struct msg_deliver_local *d)
+{
+	imsg_add_string(p, d->action);
+	imsg_add_string(p, d->mailbox);
+	imsg_add_string(p, d->sender);
+	imsg_add_string(p, d->rcpt);
+	imsg_add_i64(p, d->ctime);
+}
+
+int
+proto_dec_deliver_local(struct imsg *m, struct msg_deliver_local *d)
+{
+	GETSTR(m, d->action);
+	GETSTR(m, d->mailbox);
+	GETSTR(m, d->sender);
+	GETSTR(m, d->rcpt);
+	GET(imsg_get_i64(m, &d->ctime));
+	if (d->action[0] == '\0' || d->mailbox[0] == '\0' ||
+	    d->rcpt[0] == '\0')
+		return -1;
+	return imsg_end(m);
+}
+
+void
+proto_enc_deliver_result(struct imsg_payload *p,
+    const struct msg_deliver_result *r)
+{
+	imsg_add_u32(p, r->status);
+	imsg_add_string(p, r->text);
+}
+
+int
+proto_dec_deliver_result(struct imsg *m, struct msg_deliver_result *r)
+{
+	GET(imsg_get_u32(m, &r->status));
+	GETSTR(m, r->text);
+	if (r->status > DELIVER_PERMFAIL)
+		return -1;
+	return imsg_end(m);
+}
+
+int
+proto_decode_any(struct imsg *m)
+{
+	union {
+		struct msg_conf_blob		b;
+		struct msg_conf_user		u;
+		struct msg_conf_end		e;
+		struct msg_listener_fd		l;
+		struct msg_smtp_mail		sm;
+		struct msg_smtp_result		sr;
+		struct msg_smtp_rcpt		rc;
+		struct msg_smtp_data		d;
+		struct msg_smtp_commit		c;
+		struct msg_deliver_local	dl;
+		struct msg_deliver_result	dr;
+	} u;
+
+	m->rpos = 0;
+	switch (m->hdr.type) {
+	case IMSG_CONF_BLOB:
+		return proto_dec_conf_blob(m, &u.b);
+	case IMSG_CONF_USER:
+		return proto_dec_conf_user(m, &u.u);
+	case IMSG_CONF_END:
+		return proto_dec_conf_end(m, &u.e);
+	case IMSG_LISTENER_FD:
+		return proto_dec_listener_fd(m, &u.l);
+	case IMSG_SMTP_MAIL:
+		return proto_dec_smtp_mail(m, &u.sm);
+	case IMSG_SMTP_MAIL_RESULT:
+	case IMSG_SMTP_RCPT_RESULT:
+	case IMSG_SMTP_COMMIT_RESULT:
+		return proto_dec_smtp_result(m, &u.sr);
+	case IMSG_SMTP_RCPT:
+		return proto_dec_smtp_rcpt(m, &u.rc);
+	case IMSG_SMTP_DATA:
+		return proto_dec_smtp_data(m, &u.d);
+	case IMSG_SMTP_COMMIT:
+	case IMSG_SMTP_ROLLBACK:
+		return proto_dec_smtp_commit(m, &u.c);
+	case IMSG_DELIVER_LOCAL:
+		return proto_dec_deliver_local(m, &u.dl);
+	case IMSG_DELIVER_RESULT:
+		return proto_dec_deliver_result(m, &u.dr);
+	}
+	return -1;
+}

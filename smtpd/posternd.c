@@ -1,0 +1,619 @@
+/*
+ * posternd.c: the privileged parent.  Reads the configuration, prepares
+ * the spool, opens the listeners, starts smtpd, tlsd and queue (each a
+ * fresh exec under its own user), ships them what they need, supervises
+ * them, and performs local deliveries as the recipient user.
+ * SECURITY: runs as root.  Never parses mail or talks to a network peer;
+ * every request from a child is decoded strictly and checked against its
+ * own copy of the configuration.  A child that dies stops everything.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <event.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "imsg.h"
+#include "log.h"
+#include "parent.h"
+#include "proc.h"
+#include "proto.h"
+
+#define PARENT_CONFFILE		"/etc/postern/postern.conf"
+#define PARENT_MAXMACROS	32
+#define PARENT_LISTEN_BACKLOG	512
+
+struct listener_sock {
+	int		 fd;
+	uint32_t	 index;
+};
+
+static struct parent_proc procs[CHILD_MAX] = {
+	[CHILD_SMTPD] = { .name = "smtpd", .program = "postern-smtpd" },
+	[CHILD_TLSD] = { .name = "tlsd", .program = "postern-tlsd" },
+	[CHILD_QUEUE] = { .name = "queue", .program = "postern-queue" },
+};
+
+static struct postern_conf	*conf;
+static const char		*conffile = PARENT_CONFFILE;
+static struct conf_macro	 macros[PARENT_MAXMACROS];
+static size_t			 nmacros;
+static int			 foreground, verbose;
+static int			 stopping;
+static int			 exit_status;
+static char			 progdir[PATH_MAX];
+static struct event		 ev_sigterm, ev_sigint, ev_sighup, ev_sigchld;
+static struct event		 ev_stop_timer;
+
+static __dead void usage(void);
+static void	parent_spool_prepare(const char *);
+static int	parent_listen(struct listener_sock **, size_t *);
+static void	parent_start(enum parent_child, int, int);
+static void	parent_ship_conf(struct imsgbuf *, int);
+static void	parent_dispatch(int, short, void *);
+static void	parent_update_event(struct parent_proc *);
+static void	parent_sig(int, short, void *);
+static void	parent_stop(int);
+static void	parent_reload(void);
+static char	*parent_read_conf_text(size_t *);
+
+static __dead void
+usage(void)
+{
+	fprintf(stderr, "usage: posternd [-dnv] [-D name=value] [-f file]\n");
+	exit(2);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct listener_sock	*socks = NULL;
+	size_t			 nsocks = 0, i;
+	char			 err[CONF_ERRLEN], exe[PATH_MAX];
+	int			 ch, checkonly = 0;
+	int			 sp_smtpd[2], sp_tlsd[2], sp_queue[2], sp_peer[2];
+	ssize_t			 n;
+
+	while ((ch = getopt(argc, argv, "dD:f:nv")) != -1) {
+		switch (ch) {
+		case 'd':
+			foreground = 1;
+			break;
+		case 'D': {
+			char	*eq = strchr(optarg, '=');
+
+			if (eq == NULL || eq == optarg ||
+			    nmacros == PARENT_MAXMACROS) {
+				fprintf(stderr, "posternd: bad macro: %s\n",
+				    optarg);
+				exit(2);
+			}
+			*eq = '\0';
+			macros[nmacros].name = optarg;
+			macros[nmacros].value = eq + 1;
+			nmacros++;
+			break;
+		}
+		case 'f':
+			conffile = optarg;
+			break;
+		case 'n':
+			checkonly = 1;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	conf = config_read_file(conffile, macros, nmacros, err, sizeof(err));
+	if (conf == NULL) {
+		fprintf(stderr, "%s\n", err);
+		exit(1);
+	}
+	if (checkonly) {
+		fprintf(stderr, "%s: configuration OK\n", conffile);
+		exit(0);
+	}
+	if (geteuid() != 0) {
+		fprintf(stderr, "posternd: must be started as root\n");
+		exit(1);
+	}
+	log_init("posternd", foreground, verbose);
+
+	/* Children live next to this program, or in the libexec dir. */
+	if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) == -1)
+		fatal("readlink /proc/self/exe");
+	exe[n] = '\0';
+	strlcpy(progdir, dirname(exe), sizeof(progdir));
+	{
+		char	 probe[PATH_MAX];
+
+		if (snprintf(probe, sizeof(probe), "%s/postern-smtpd",
+		    progdir) >= (int)sizeof(probe) ||
+		    access(probe, X_OK) == -1)
+			strlcpy(progdir, PATH_LIBEXEC, sizeof(progdir));
+	}
+
+	if (getpwnam(PROC_USER_SMTPD) == NULL ||
+	    getpwnam(PROC_USER_TLSD) == NULL ||
+	    getpwnam(PROC_USER_QUEUE) == NULL)
+		fatalx("system users %s, %s and %s must exist",
+		    PROC_USER_SMTPD, PROC_USER_TLSD, PROC_USER_QUEUE);
+	parent_spool_prepare(conf->spool);
+
+	if (parent_listen(&socks, &nsocks) == -1)
+		exit(1);
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp_smtpd) ==
+	    -1 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+	    sp_tlsd) == -1 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
+	    0, sp_queue) == -1 || socketpair(AF_UNIX,
+	    SOCK_STREAM | SOCK_CLOEXEC, 0, sp_peer) == -1)
+		fatal("socketpair");
+
+	signal(SIGPIPE, SIG_IGN);
+	parent_start(CHILD_QUEUE, sp_queue[1], sp_peer[1]);
+	parent_start(CHILD_SMTPD, sp_smtpd[1], sp_peer[0]);
+	parent_start(CHILD_TLSD, sp_tlsd[1], -1);
+	close(sp_queue[1]);
+	close(sp_smtpd[1]);
+	close(sp_tlsd[1]);
+	close(sp_peer[0]);
+	close(sp_peer[1]);
+	imsgbuf_init(&procs[CHILD_QUEUE].ib, sp_queue[0]);
+	imsgbuf_init(&procs[CHILD_SMTPD].ib, sp_smtpd[0]);
+	imsgbuf_init(&procs[CHILD_TLSD].ib, sp_tlsd[0]);
+
+	event_init();
+	parent_local_init();
+
+	parent_ship_conf(&procs[CHILD_QUEUE].ib, 1);
+	parent_ship_conf(&procs[CHILD_SMTPD].ib, 0);
+	for (i = 0; i < nsocks; i++) {
+		struct imsg_payload	 p;
+		struct msg_listener_fd	 l = { .index = socks[i].index };
+
+		imsg_payload_init(&p);
+		proto_enc_listener_fd(&p, &l);
+		if (imsg_compose_payload(&procs[CHILD_SMTPD].ib,
+		    IMSG_LISTENER_FD, 0, socks[i].fd, &p) == -1)
+			fatal("compose listener");
+		imsg_payload_free(&p);
+	}
+	free(socks);
+
+	for (i = 0; i < CHILD_MAX; i++) {
+		if (fcntl(procs[i].ib.fd, F_SETFL, O_NONBLOCK) == -1)
+			fatal("fcntl");
+		procs[i].events = 0;
+		parent_update_event(&procs[i]);
+	}
+
+	signal_set(&ev_sigterm, SIGTERM, parent_sig, NULL);
+	signal_set(&ev_sigint, SIGINT, parent_sig, NULL);
+	signal_set(&ev_sighup, SIGHUP, parent_sig, NULL);
+	signal_set(&ev_sigchld, SIGCHLD, parent_sig, NULL);
+	signal_add(&ev_sigterm, NULL);
+	signal_add(&ev_sigint, NULL);
+	signal_add(&ev_sighup, NULL);
+	signal_add(&ev_sigchld, NULL);
+
+	log_info("event=start version=%s config=%s spool=%s hostname=%s",
+	    POSTERN_VERSION, conffile, conf->spool, conf->hostname);
+	event_dispatch();
+	return exit_status;
+}
+
+/*
+ * The spool is root's: SPOOL (0711), SPOOL/queue owned by the queue user
+ * (0700), SPOOL/empty (0555, the chroot of smtpd and tlsd).  Refuse one
+ * that others could write to.
+ */
+static void
+parent_spool_prepare(const char *spool)
+{
+	struct passwd	*pw;
+	struct stat	 st;
+	char		 path[PATH_MAX];
+
+	if ((pw = getpwnam(PROC_USER_QUEUE)) == NULL)
+		fatalx("unknown user %s", PROC_USER_QUEUE);
+	if (mkdir(spool, 0711) == -1 && errno != EEXIST)
+		fatal("mkdir %s", spool);
+	if (lstat(spool, &st) == -1)
+		fatal("%s", spool);
+	if (!S_ISDIR(st.st_mode) || st.st_uid != 0 ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+		fatalx("spool %s must be a directory owned by root and not "
+		    "writable by group or others", spool);
+
+	if (snprintf(path, sizeof(path), "%s/%s", spool, PROC_SPOOL_QUEUE) >=
+	    (int)sizeof(path))
+		fatalx("spool path too long");
+	if (mkdir(path, 0700) == -1 && errno != EEXIST)
+		fatal("mkdir %s", path);
+	if (lstat(path, &st) == -1)
+		fatal("%s", path);
+	if (!S_ISDIR(st.st_mode))
+		fatalx("%s must be a directory", path);
+	if (st.st_uid != pw->pw_uid || (st.st_mode & 077) != 0) {
+		if (chown(path, pw->pw_uid, pw->pw_gid) == -1 ||
+		    chmod(path, 0700) == -1)
+			fatal("%s", path);
+	}
+
+	if (snprintf(path, sizeof(path), "%s/%s", spool, PROC_SPOOL_EMPTY) >=
+	    (int)sizeof(path))
+		fatalx("spool path too long");
+	if (mkdir(path, 0555) == -1 && errno != EEXIST)
+		fatal("mkdir %s", path);
+	if (lstat(path, &st) == -1)
+		fatal("%s", path);
+	if (!S_ISDIR(st.st_mode) || st.st_uid != 0 ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+		fatalx("%s must be a directory owned by root and not writable "
+		    "by group or others", path);
+}
+
+/* Bind one listening socket per address of each listen statement. */
+static int
+parent_listen(struct listener_sock **out, size_t *nout)
+{
+	struct listen_conf	*l;
+	struct addrinfo		 hints, *res, *ai;
+	struct listener_sock	*socks = NULL, *ns;
+	size_t			 n = 0;
+	uint32_t		 index = 0;
+	char			 port[8];
+	const char		*host;
+	int			 fd, on = 1, rv;
+
+	TAILQ_FOREACH(l, &conf->listeners, entry) {
+		index++;
+		if (l->is_socket) {
+			/* The local enqueue socket comes with posternctl. */
+			log_debug("listen on socket %s: not yet served",
+			    l->path);
+			continue;
+		}
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+		host = l->addr;
+		if (strcmp(host, "any") == 0)
+			host = NULL;
+		else if (strcmp(host, "localhost") != 0)
+			hints.ai_flags |= AI_NUMERICHOST;
+		snprintf(port, sizeof(port), "%u", l->port);
+		if ((rv = getaddrinfo(host, port, &hints, &res)) != 0) {
+			log_warnx("%s:%d: listen on %s: %s", conffile, l->line,
+			    l->addr, gai_strerror(rv));
+			return -1;
+		}
+		for (ai = res; ai != NULL; ai = ai->ai_next) {
+			fd = socket(ai->ai_family, ai->ai_socktype |
+			    SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+			if (fd == -1)
+				fatal("socket");
+			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on,
+			    sizeof(on));
+			if (ai->ai_family == AF_INET6)
+				setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
+				    sizeof(on));
+			if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 ||
+			    listen(fd, PARENT_LISTEN_BACKLOG) == -1) {
+				log_warn("listen on %s port %u", l->addr,
+				    l->port);
+				freeaddrinfo(res);
+				return -1;
+			}
+			if ((ns = reallocarray(socks, n + 1,
+			    sizeof(*ns))) == NULL)
+				fatal("listen");
+			socks = ns;
+			socks[n].fd = fd;
+			socks[n].index = index - 1;
+			n++;
+			log_info("event=listen addr=%s port=%u", l->addr,
+			    l->port);
+		}
+		freeaddrinfo(res);
+	}
+	*out = socks;
+	*nout = n;
+	return 0;
+}
+
+/* Fork and exec one child with its pipes on the fixed descriptors. */
+static void
+parent_start(enum parent_child which, int fd_parent, int fd_peer)
+{
+	struct parent_proc	*p = &procs[which];
+	char			 path[PATH_MAX];
+	char			*argv[5];
+	int			 argc = 0;
+	pid_t			 pid;
+
+	if (snprintf(path, sizeof(path), "%s/%s", progdir, p->program) >=
+	    (int)sizeof(path))
+		fatalx("program path too long");
+	switch (pid = fork()) {
+	case -1:
+		fatal("fork");
+	case 0:
+		break;
+	default:
+		p->pid = pid;
+		log_debug("event=child-start process=%s pid=%d", p->name,
+		    (int)pid);
+		return;
+	}
+
+	/* Child: fixed descriptors, nothing else inherited. */
+	if (fd_parent == PROC_FD_PEER) {
+		/* Move it out of the way before placing the peer. */
+		if ((fd_parent = fcntl(fd_parent, F_DUPFD, 10)) == -1)
+			_exit(1);
+	}
+	if (dup2(fd_parent, PROC_FD_PARENT) == -1)
+		_exit(1);
+	if (fd_peer != -1 && dup2(fd_peer, PROC_FD_PEER) == -1)
+		_exit(1);
+	closefrom(fd_peer != -1 ? PROC_FD_PEER + 1 : PROC_FD_PARENT + 1);
+	argv[argc++] = (char *)p->program;
+	if (foreground)
+		argv[argc++] = "-d";
+	if (verbose)
+		argv[argc++] = "-v";
+	argv[argc++] = (char *)conf->spool;
+	argv[argc] = NULL;
+	execv(path, argv);
+	fprintf(stderr, "posternd: exec %s: %s\n", path, strerror(errno));
+	_exit(1);
+}
+
+/* Read the configuration file's bytes again, to ship them. */
+static char *
+parent_read_conf_text(size_t *len)
+{
+	char	*text, err[CONF_ERRLEN];
+
+	if (config_load_file(NULL, conffile, &text, len, err,
+	    sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		return NULL;
+	}
+	return text;
+}
+
+/* Send the configuration (and, to queue, the system users) to a child. */
+static void
+parent_ship_conf(struct imsgbuf *ib, int with_users)
+{
+	struct passwd		*pw;
+	struct imsg_payload	 p;
+	struct msg_conf_user	 u;
+	char			*text;
+	size_t			 len;
+
+	if ((text = parent_read_conf_text(&len)) == NULL)
+		fatalx("cannot read %s", conffile);
+	if (with_users) {
+		setpwent();
+		while ((pw = getpwent()) != NULL) {
+			memset(&u, 0, sizeof(u));
+			if (strlcpy(u.name, pw->pw_name, sizeof(u.name)) >=
+			    sizeof(u.name) || strlcpy(u.home, pw->pw_dir,
+			    sizeof(u.home)) >= sizeof(u.home))
+				continue;
+			u.uid = pw->pw_uid;
+			u.gid = pw->pw_gid;
+			imsg_payload_init(&p);
+			proto_enc_conf_user(&p, &u);
+			if (imsg_compose_payload(ib, IMSG_CONF_USER, 0, -1,
+			    &p) == -1)
+				fatal("compose user");
+			imsg_payload_free(&p);
+		}
+		endpwent();
+	}
+	/*
+	 * The text we ship may differ from what we parsed if the file
+	 * changed in between; children parse it themselves and fail closed.
+	 */
+	if (proc_conf_send(ib, conffile, text, len, conf, macros,
+	    nmacros) == -1)
+		fatalx("cannot ship the configuration");
+	free(text);
+}
+
+static void
+parent_update_event(struct parent_proc *p)
+{
+	short	 events = EV_READ;
+
+	if (imsgbuf_queued(&p->ib) > 0)
+		events |= EV_WRITE;
+	if (p->events == events)
+		return;
+	if (p->events != 0)
+		event_del(&p->ev);
+	p->events = events;
+	event_set(&p->ev, p->ib.fd, events | EV_PERSIST, parent_dispatch, p);
+	event_add(&p->ev, NULL);
+}
+
+/* Messages from a child.  Only queue may ask for anything. */
+static void
+parent_dispatch(int fd, short ev, void *arg)
+{
+	struct parent_proc	*p = arg;
+	struct imsg		 imsg;
+	ssize_t			 n;
+	int			 rv;
+
+	if (ev & EV_WRITE) {
+		if (imsgbuf_write(&p->ib) == -1 && errno != EPIPE)
+			fatal("%s: write", p->name);
+	}
+	if (ev & EV_READ) {
+		n = imsgbuf_read(&p->ib);
+		if (n == -1 && errno != EAGAIN && errno != ECONNRESET)
+			fatal("%s: read", p->name);
+		if (n == 0 || (n == -1 && errno == ECONNRESET)) {
+			/* The child is gone; SIGCHLD tells us why. */
+			event_del(&p->ev);
+			p->events = 0;
+			return;
+		}
+		while ((rv = imsg_get(&p->ib, &imsg)) == 1) {
+			if (p == &procs[CHILD_QUEUE] &&
+			    imsg.hdr.type == IMSG_DELIVER_LOCAL)
+				parent_local_request(conf, &imsg,
+				    &procs[CHILD_QUEUE].ib);
+			else
+				fatalx("%s: unexpected message type %u",
+				    p->name, imsg.hdr.type);
+			imsg_free(&imsg);
+		}
+		if (rv == -1)
+			fatalx("%s: malformed message", p->name);
+	}
+	for (n = 0; n < CHILD_MAX; n++)
+		if (procs[n].events != 0)
+			parent_update_event(&procs[n]);
+}
+
+static void
+parent_sig(int sig, short ev, void *arg)
+{
+	pid_t	 pid;
+	int	 status, i;
+
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		log_info("event=stop signal=%s", strsignal(sig));
+		parent_stop(0);
+		break;
+	case SIGHUP:
+		parent_reload();
+		break;
+	case SIGCHLD:
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			for (i = 0; i < CHILD_MAX; i++)
+				if (procs[i].pid == pid)
+					break;
+			if (i == CHILD_MAX) {
+				if (parent_local_reap(pid, status) &&
+				    procs[CHILD_QUEUE].events != 0)
+					parent_update_event(
+					    &procs[CHILD_QUEUE]);
+				continue;
+			}
+			procs[i].pid = 0;
+			if (stopping) {
+				log_debug("event=child-exit process=%s",
+				    procs[i].name);
+			} else if (WIFSIGNALED(status)) {
+				log_warnx("event=child-died process=%s "
+				    "signal=%s: stopping all", procs[i].name,
+				    strsignal(WTERMSIG(status)));
+				parent_stop(1);
+			} else {
+				log_warnx("event=child-died process=%s "
+				    "status=%d: stopping all", procs[i].name,
+				    WEXITSTATUS(status));
+				parent_stop(1);
+			}
+		}
+		if (stopping) {
+			for (i = 0; i < CHILD_MAX; i++)
+				if (procs[i].pid != 0)
+					return;
+			parent_local_shutdown();
+			log_info("event=exit status=%d", exit_status);
+			exit(exit_status);
+		}
+		break;
+	}
+}
+
+/* Force the end if a child does not stop in time. */
+static void
+parent_stop_timeout(int fd, short ev, void *arg)
+{
+	int	 i;
+
+	for (i = 0; i < CHILD_MAX; i++)
+		if (procs[i].pid != 0) {
+			log_warnx("event=child-kill process=%s", procs[i].name);
+			kill(procs[i].pid, SIGKILL);
+		}
+}
+
+/* Stop every child; fail closed with status 1 if one died. */
+static void
+parent_stop(int failed)
+{
+	struct timeval	 tv = { 10, 0 };
+	int		 i, alive = 0;
+
+	if (failed)
+		exit_status = 1;
+	if (stopping)
+		return;
+	stopping = 1;
+	for (i = 0; i < CHILD_MAX; i++)
+		if (procs[i].pid != 0) {
+			kill(procs[i].pid, SIGTERM);
+			alive++;
+		}
+	if (alive == 0) {
+		parent_local_shutdown();
+		exit(exit_status);
+	}
+	evtimer_set(&ev_stop_timer, parent_stop_timeout, NULL);
+	evtimer_add(&ev_stop_timer, &tv);
+}
+
+/* SIGHUP: re-read the configuration and ship it to queue (tables and
+ * rules).  Listener changes need a restart. */
+static void
+parent_reload(void)
+{
+	struct postern_conf	*nconf;
+	char			 err[CONF_ERRLEN];
+
+	nconf = config_read_file(conffile, macros, nmacros, err, sizeof(err));
+	if (nconf == NULL) {
+		log_warnx("event=reload status=failed error=\"%s\"", err);
+		return;
+	}
+	config_free(conf);
+	conf = nconf;
+	parent_ship_conf(&procs[CHILD_QUEUE].ib, 1);
+	parent_update_event(&procs[CHILD_QUEUE]);
+	log_info("event=reload status=ok");
+}
