@@ -28,6 +28,7 @@ static int	addr_parse_local(const unsigned char *, size_t, size_t *, int,
 static int	addr_parse_domain(const unsigned char *, size_t, size_t *, int,
 		    char *, int *, const char **);
 static int	addr_local_is_dotatom(const char *);
+static int	addr_has_ctl(const char *);
 
 /* RFC 5322 atext. */
 static int
@@ -257,7 +258,8 @@ addr_parse_local(const unsigned char *s, size_t len, size_t *pos, int flags,
 					*why = ADDR_ERR_LOCALCHAR;
 					return -1;
 				}
-				if ((k = addr_utf8_seqlen(s + i, len - i)) == 0) {
+				k = addr_utf8_seqlen(s + i, len - i);
+				if (k == 0) {
 					*why = ADDR_ERR_UTF8;
 					return -1;
 				}
@@ -291,7 +293,8 @@ addr_parse_local(const unsigned char *s, size_t len, size_t *pos, int flags,
 					*why = ADDR_ERR_LOCALCHAR;
 					return -1;
 				}
-				if ((k = addr_utf8_seqlen(s + i, len - i)) == 0) {
+				k = addr_utf8_seqlen(s + i, len - i);
+				if (k == 0) {
 					*why = ADDR_ERR_UTF8;
 					return -1;
 				}
@@ -518,6 +521,16 @@ addr_local_is_dotatom(const char *l)
 	return 1;
 }
 
+/* 1 if s has an ASCII control character. */
+static int
+addr_has_ctl(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
 int
 addr_format(const struct mailaddr *a, char *buf, size_t bufsz)
 {
@@ -530,6 +543,9 @@ addr_format(const struct mailaddr *a, char *buf, size_t bufsz)
 	buf[0] = '\0';
 	if (a->local[0] == '\0' && a->domain[0] == '\0')
 		return 0;
+	/* never emit CR, LF or other controls into a line format */
+	if (addr_has_ctl(a->local) || addr_has_ctl(a->domain))
+		return -1;
 	quote = !addr_local_is_dotatom(a->local);
 	if (quote)
 		buf[o++] = '"';

@@ -12,16 +12,24 @@
 
 #define ADDR_LOCAL_MAX  64   /* RFC 5321 4.5.3.1.1 octets */
 #define ADDR_DOMAIN_MAX 255
-#define ADDR_MAX (ADDR_LOCAL_MAX + 1 + ADDR_DOMAIN_MAX + 2 /* quotes */ + ADDR_LOCAL_MAX /* escapes */)
+/* longest addr_format() result: quotes and one escape per local octet */
+#define ADDR_MAX (ADDR_LOCAL_MAX + 1 + ADDR_DOMAIN_MAX + 2 /* quotes */ + \
+	ADDR_LOCAL_MAX /* escapes */)
 
 struct mailaddr {
-	char local[ADDR_LOCAL_MAX + 1];   /* unquoted form: "a b"@x gives a b; "" for the null path */
-	char domain[ADDR_DOMAIN_MAX + 1]; /* lowercased if ASCII; "" for <> and for <postmaster> */
+	/* unquoted form: "a b"@x gives a b; "" for the null path */
+	char local[ADDR_LOCAL_MAX + 1];
+	/* lowercased if ASCII; "" for <> and for <postmaster> */
+	char domain[ADDR_DOMAIN_MAX + 1];
 };
 
-#define ADDR_ALLOW_NULL       0x01 /* "<>" is accepted (MAIL FROM) */
-#define ADDR_ALLOW_POSTMASTER 0x02 /* "<postmaster>" without domain (RCPT TO, RFC 5321 4.1.1.3) */
-#define ADDR_UTF8             0x04 /* SMTPUTF8 session: UTF-8 (validated, no overlongs/surrogates) in local part and domain */
+/* "<>" is accepted (MAIL FROM) */
+#define ADDR_ALLOW_NULL       0x01
+/* "<postmaster>" without domain (RCPT TO, RFC 5321 4.1.1.3) */
+#define ADDR_ALLOW_POSTMASTER 0x02
+/* SMTPUTF8 session: UTF-8 (validated, no overlongs/surrogates) in local
+ * part and domain */
+#define ADDR_UTF8             0x04
 
 /*
  * The reasons stored in *why.  They are static strings, so callers may
@@ -62,8 +70,8 @@ struct mailaddr {
  * is refused; with it, only well-formed UTF-8 is accepted.  a is only
  * written on success.
  */
-int	addr_parse_path(const char *s, size_t len, int flags, struct mailaddr *a,
-	    size_t *used, const char **why);
+int	addr_parse_path(const char *s, size_t len, int flags,
+	    struct mailaddr *a, size_t *used, const char **why);
 
 /*
  * Parse a bare mailbox "local@domain" (no brackets) such as an alias
@@ -78,7 +86,8 @@ int	addr_parse_mailbox(const char *s, size_t len, int flags,
  * Format as local@domain, quoting the local part when it is not a
  * dot-atom (escape " and \).  "" for the null path, "postmaster" alone for
  * <postmaster>.  Returns 0, or -1 if it does not fit (no truncation; buf
- * then holds "" if bufsz > 0).  A buffer of ADDR_MAX + 1 always fits.
+ * then holds "" if bufsz > 0) or if a was not made by the parsers and
+ * holds ASCII control characters.  A buffer of ADDR_MAX + 1 always fits.
  */
 int	addr_format(const struct mailaddr *a, char *buf, size_t bufsz);
 

@@ -110,6 +110,8 @@ struct conf_parser {
 	int			 set_timeout;
 	int			 set_expire;
 	int			 set_warn;
+	int			 set_retry_min;
+	int			 set_retry_max;
 };
 
 static void	conf_err(struct conf_parser *, int, int, const char *, ...)
@@ -1206,29 +1208,50 @@ conf_st_hostname(struct conf_parser *p, struct conf_pos kw)
 	return conf_eol(p);
 }
 
-/* queue PATH | queue expire DURATION | queue warn DURATION */
+/*
+ * queue PATH | queue expire DURATION | queue warn DURATION |
+ * queue retry-min DURATION | queue retry-max DURATION
+ */
 static int
 conf_st_queue(struct conf_parser *p, struct conf_pos kw)
 {
 	struct conf_token	*t;
-	int			 expire, *set;
+	struct postern_conf	*c = p->conf;
+	const struct {
+		const char	*word;
+		const char	*what;
+		int		*set;
+		unsigned int	*value;
+	} subs[] = {
+		{ "expire", "queue expire", &p->set_expire, &c->queue_expire },
+		{ "warn", "queue warn", &p->set_warn, &c->queue_warn },
+		{ "retry-min", "queue retry-min", &p->set_retry_min,
+		    &c->queue_retry_min },
+		{ "retry-max", "queue retry-max", &p->set_retry_max,
+		    &c->queue_retry_max },
+	};
+	size_t			 i;
 
 	if ((t = conf_peek(p)) == NULL)
 		return -1;
-	if (conf_is_kw(t, "expire") || conf_is_kw(t, "warn")) {
-		expire = conf_is_kw(t, "expire");
-		set = expire ? &p->set_expire : &p->set_warn;
-		if (*set) {
-			conf_terr(p, t, "duplicate 'queue %s'",
-			    expire ? "expire" : "warn");
+	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		if (!conf_is_kw(t, subs[i].word))
+			continue;
+		if (*subs[i].set) {
+			conf_terr(p, t, "duplicate '%s'", subs[i].what);
 			return -1;
 		}
-		*set = 1;
+		*subs[i].set = 1;
 		conf_next(p);
-		if (conf_duration(p, expire ? "queue expire" : "queue warn",
-		    CONF_MAXEXPIRE, expire ? &p->conf->queue_expire :
-		    &p->conf->queue_warn) == -1)
+		if (conf_duration(p, subs[i].what, CONF_MAXEXPIRE,
+		    subs[i].value) == -1)
 			return -1;
+		if (p->set_retry_min && p->set_retry_max &&
+		    c->queue_retry_min > c->queue_retry_max) {
+			conf_err(p, kw.line, kw.col, "queue retry-min is "
+			    "longer than queue retry-max");
+			return -1;
+		}
 		return conf_eol(p);
 	}
 	if (p->set_spool) {
@@ -1236,8 +1259,13 @@ conf_st_queue(struct conf_parser *p, struct conf_pos kw)
 		return -1;
 	}
 	p->set_spool = 1;
-	if (conf_abspath(p, "queue path", p->conf->spool,
-	    sizeof(p->conf->spool)) == -1)
+	if ((t = conf_peek(p)) == NULL)
+		return -1;
+	if (t->type == TOK_WORD && t->str[0] != '/') {
+		conf_terr(p, t, "unknown queue setting '%s'", t->str);
+		return -1;
+	}
+	if (conf_abspath(p, "queue path", c->spool, sizeof(c->spool)) == -1)
 		return -1;
 	return conf_eol(p);
 }
@@ -2129,6 +2157,10 @@ conf_defaults(struct conf_parser *p)
 		c->queue_expire = CONF_DEFAULT_EXPIRE;
 	if (!p->set_warn)
 		c->queue_warn = CONF_DEFAULT_WARN;
+	if (!p->set_retry_min)
+		c->queue_retry_min = CONF_DEFAULT_RETRY_MIN;
+	if (!p->set_retry_max)
+		c->queue_retry_max = CONF_DEFAULT_RETRY_MAX;
 	TAILQ_FOREACH(l, &c->listeners, entry) {
 		if (l->is_socket) {
 			if (l->path[0] == '\0')
@@ -2300,6 +2332,7 @@ config_load_file(void *arg, const char *path, char **text, size_t *len,
 	size_t		 cap, n = 0;
 	ssize_t		 r;
 	int		 fd, saved;
+	char		 probe;
 
 	*text = NULL;
 	*len = 0;
@@ -2321,17 +2354,26 @@ config_load_file(void *arg, const char *path, char **text, size_t *len,
 		goto syserr;
 	for (;;) {
 		if (n + 1 == cap) {
-			/* The file grew since fstat: keep reading, bounded. */
-			if (cap > CONF_FILEMAX) {
+			/* Full: at the end of the file, or did it grow? */
+			r = read(fd, &probe, 1);
+			if (r == -1 && errno == EINTR)
+				continue;
+			if (r == -1)
+				goto syserr;
+			if (r == 0)
+				break;
+			if (n >= CONF_FILEMAX) {
 				snprintf(err, errsz, "%s: file too large "
 				    "(max 64 MiB)", path);
 				goto fail;
 			}
-			cap = cap * 2 > CONF_FILEMAX + 1 ? CONF_FILEMAX + 1 :
-			    cap * 2 + 1;
+			cap = cap > CONF_FILEMAX / 2 ? CONF_FILEMAX + 1 :
+			    cap * 2;
 			if ((nbuf = realloc(buf, cap)) == NULL)
 				goto syserr;
 			buf = nbuf;
+			buf[n++] = probe;
+			continue;
 		}
 		r = read(fd, buf + n, cap - n - 1);
 		if (r == -1 && errno == EINTR)

@@ -296,6 +296,13 @@ parent_listen(struct listener_sock **out, size_t *nout)
 			    l->path);
 			continue;
 		}
+		if (l->tls != LISTEN_PLAIN) {
+			/* Never serve a TLS port in cleartext. */
+			log_warnx("%s:%d: listen on %s port %u: TLS is not "
+			    "available yet in this version", conffile, l->line,
+			    l->addr, l->port);
+			return -1;
+		}
 		memset(&hints, 0, sizeof(hints));
 		hints.ai_family = AF_UNSPEC;
 		hints.ai_socktype = SOCK_STREAM;

@@ -76,7 +76,8 @@ struct smtp_mail_args {
 struct smtp_rcpt_args {
 	struct mailaddr	 to;
 	int		 notify;	/* SMTP_NOTIFY_*, 0 if no NOTIFY= */
-	char		 orcpt[ADDR_MAX + 16]; /* "rfc822;addr", xtext-decoded, "" if none */
+	/* "rfc822;addr", xtext-decoded, "" if none */
+	char		 orcpt[ADDR_MAX + 16];
 };
 
 /*

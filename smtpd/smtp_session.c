@@ -437,7 +437,8 @@ smtp_process(struct smtp_session *s)
 	while (s->wait == SMTP_WAIT_NONE && !s->blocked &&
 	    s->state != SMTP_STATE_QUIT) {
 		avail = evbuffer_get_length(in);
-		if (avail == 0)
+		if (avail == 0 && !(s->state == SMTP_STATE_BDAT &&
+		    s->bdat_left == 0))
 			break;
 		if (s->state == SMTP_STATE_DATA) {
 			if (imsgbuf_queued(&sd->queue) >= SMTPD_QUEUE_HIWAT) {
@@ -1019,13 +1020,18 @@ smtp_session_shutdown_all(void)
 	int			 n;
 
 	RB_FOREACH(s, smtp_session_tree, &sd->sessions) {
+		if (s->state == SMTP_STATE_QUIT)
+			continue;
+		/* Best effort, never blocking: the socket is nonblocking. */
 		out = bufferevent_get_output(s->bev);
+		if (evbuffer_get_length(out) > 0)
+			(void)evbuffer_write(out, s->fd);
 		n = snprintf(line, sizeof(line), "421 4.3.2 %s Service "
 		    "shutting down\r\n", smtp_hostname(s));
-		if (n > 0 && (size_t)n < sizeof(line))
-			evbuffer_add(out, line, n);
-		/* Best effort, without blocking: the socket is nonblocking. */
-		evbuffer_write(out, bufferevent_getfd(s->bev));
+		if (n > 0 && (size_t)n < sizeof(line) &&
+		    write(s->fd, line, n) == -1)
+			log_debug("event=shutdown-write session=%016llx: %s",
+			    (unsigned long long)s->id, strerror(errno));
 	}
 	log_info("event=shutdown sessions=%zu", sd->nsessions);
 }

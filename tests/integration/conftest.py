@@ -31,6 +31,8 @@ def _alarm(signum, frame):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item):
 	item._postern_since = time.monotonic()
+	item._postern_offsets = {id(i): i.log_offset() for i in
+	    H.instances_for_report(item._postern_since)}
 	old = signal.signal(signal.SIGALRM, _alarm)
 	signal.alarm(PHASE_LIMIT)
 	try:
@@ -70,13 +72,16 @@ def pytest_runtest_makereport(item, call):
 	if not rep.failed:
 		return
 	since = getattr(item, "_postern_since", 0)
+	offsets = getattr(item, "_postern_offsets", {})
 	for inst in H.instances_for_report(since):
 		try:
 			procs = inst.describe_processes()
 		except Exception as e:		# report what we can
 			procs = "(cannot list: %s)" % e
-		rep.sections.append(("posternd log tail, %s (port %d)" %
-		    (inst.dir, inst.port), inst.log_tail(80)))
+		off = offsets.get(id(inst), 0)
+		rep.sections.append(("posternd log%s, %s (port %d)" % (
+		    " since the test started" if off else "", inst.dir,
+		    inst.port), inst.log_tail(80, since=off)))
 		rep.sections.append(("postern processes, %s" % inst.dir, procs))
 
 

@@ -8,6 +8,7 @@ SECURITY: the tests run as root; every directory a test creates lives under
 are ever signalled.
 """
 
+import atexit
 import contextlib
 import email.utils
 import os
@@ -161,6 +162,17 @@ def ps_users(pids):
 _INSTANCES = []
 
 
+def _stop_all_at_exit():
+	"""Last resort: no daemon of ours outlives the test run."""
+	for inst in _INSTANCES:
+		if inst.proc is not None:
+			with contextlib.suppress(Exception):
+				inst.cleanup()
+
+
+atexit.register(_stop_all_at_exit)
+
+
 def instances_for_report(since):
 	"""Instances running now or stopped after monotonic time since."""
 	return [i for i in _INSTANCES if i.started_at is not None and
@@ -278,12 +290,12 @@ class Instance:
 	def log_offset(self):
 		return len(self.log_bytes())
 
-	def log_tail(self, lines=60):
-		text = self.log_text()
+	def log_tail(self, lines=60, since=0):
+		text = self.log_text(since)
 		return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
 
 	def _note(self, msg):
-		with open(self.log_path, "ab") as f:
+		with contextlib.suppress(OSError), open(self.log_path, "ab") as f:
 			f.write(("===== harness: %s =====\n" % msg).encode())
 
 	def wait_log(self, pattern, timeout=10.0, since=0):

@@ -246,14 +246,22 @@ def system_user(instance_factory):
 	"""An instance whose "sys" action delivers to ~/Maildir of SYS_USER."""
 	inst = instance_factory(extra_actions=['action "sys" maildir "~/Maildir"'],
 	    extra_matches=['match from any for domain "sys.test" action "sys"'])
-	try:
-		old = pwd.getpwnam(SYS_USER)
-	except KeyError:
-		old = None
-	if old is not None:
+	deadline = time.monotonic() + 30
+	while True:
+		try:
+			old = pwd.getpwnam(SYS_USER)
+		except KeyError:
+			break
 		if not old.pw_dir.startswith("/tmp/postern-test-"):
 			pytest.skip("user %s exists and is not ours" % SYS_USER)
-		subprocess.run(["userdel", SYS_USER], capture_output=True)
+		if not os.path.exists(old.pw_dir):
+			# left over by a run that was killed: its home is gone
+			subprocess.run(["userdel", SYS_USER], capture_output=True)
+			continue
+		if time.monotonic() > deadline:	# another run is using it
+			pytest.skip("user %s in use by another test run (%s)" %
+			    (SYS_USER, old.pw_dir))
+		time.sleep(0.5)
 	home = inst.path("home", "u1")
 	os.mkdir(inst.path("home"), 0o755)
 	subprocess.run(["useradd", "--system", "--home-dir", home,

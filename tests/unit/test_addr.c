@@ -501,6 +501,18 @@ test_format_bounds(void **state)
 	assert_int_equal(addr_format(&a, buf, sizeof(buf)), 0);
 	assert_int_equal(strlen(buf), ADDR_MAX);
 	assert_int_equal(addr_format(&a, buf, ADDR_MAX), -1);
+
+	/* controls never reach a line-oriented format */
+	memset(&a, 0, sizeof(a));
+	strlcpy(a.local, "a\r\nb", sizeof(a.local));
+	strlcpy(a.domain, "x", sizeof(a.domain));
+	assert_int_equal(addr_format(&a, buf, sizeof(buf)), -1);
+	assert_string_equal(buf, "");
+	strlcpy(a.local, "a", sizeof(a.local));
+	strlcpy(a.domain, "x\ty", sizeof(a.domain));
+	assert_int_equal(addr_format(&a, buf, sizeof(buf)), -1);
+	strlcpy(a.domain, "x\x7f", sizeof(a.domain));
+	assert_int_equal(addr_format(&a, buf, sizeof(buf)), -1);
 }
 
 static void

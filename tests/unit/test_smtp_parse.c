@@ -232,7 +232,8 @@ test_mail_syntax(void **state)
 	MAIL_BAD("FROM:<a@b>\t", 501, "5.5.4", "Syntax error in parameters");
 	MAIL_BAD("FROM:<a@b> =x", 501, "5.5.4", "Syntax error in parameters");
 	MAIL_BAD("FROM:<a@b> -X=1", 501, "5.5.4", "Syntax error in parameters");
-	MAIL_BAD("FROM:<a@b> SIZE=", 501, "5.5.4", "Syntax error in parameters");
+	MAIL_BAD("FROM:<a@b> SIZE=", 501, "5.5.4",
+	    "Syntax error in parameters");
 	MAIL_BAD("FROM:<a@b> SIZE=1\t", 501, "5.5.4",
 	    "Syntax error in parameters");
 	MAIL_BAD("FROM:<a@b> X_Y", 501, "5.5.4", "Syntax error in parameters");
@@ -245,7 +246,8 @@ test_mail_syntax(void **state)
 static void
 test_mail_address_errors(void **state)
 {
-	MAIL_BAD("FROM:<a@b.>", 553, "5.1.7", "Invalid address: invalid domain");
+	MAIL_BAD("FROM:<a@b.>", 553, "5.1.7",
+	    "Invalid address: invalid domain");
 	MAIL_BAD("FROM:<a@b", 553, "5.1.7", "Invalid address: missing '>'");
 	MAIL_BAD("FROM:<a..b@c>", 553, "5.1.7",
 	    "Invalid address: invalid dot in local part");
@@ -262,7 +264,8 @@ test_mail_address_errors(void **state)
 	    "Invalid address: invalid character in local part");
 	MAIL_BAD("FROM:<\xc0\xaf@c>", 553, "5.1.7",
 	    "Invalid address: invalid UTF-8");
-	MAIL_BAD("FROM:<aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@c>",
+	MAIL_BAD("FROM:<aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaa@c>",
 	    553, "5.1.7", "Invalid address: local part too long");
 	MAIL_BAD("FROM:<\"\"@c>", 553, "5.1.7",
 	    "Invalid address: empty local part");
@@ -364,7 +367,8 @@ test_mail_param_errors(void **state)
 	MAIL_BAD("FROM:<a@b> AUTH", 501, "5.5.4", "Invalid AUTH parameter");
 	MAIL_BAD("FROM:<a@b> AUTH=a+", 501, "5.5.4", "Invalid AUTH parameter");
 	/* the first error wins */
-	MAIL_BAD("FROM:<a@b> FOO SIZE=x", 555, "5.5.4", "Unsupported parameter");
+	MAIL_BAD("FROM:<a@b> FOO SIZE=x", 555, "5.5.4",
+	    "Unsupported parameter");
 	MAIL_BAD("FROM:<a@b> SIZE=x FOO", 501, "5.5.4",
 	    "Invalid SIZE parameter");
 }
@@ -401,7 +405,8 @@ test_mail_utf8(void **state)
 	assert_int_equal(mail_n("FROM:<a@\xc3\xa9.fr> smtputf8", &m, &e), 0);
 	assert_string_equal(m.from.domain, "\xc3\xa9.fr");
 	/* parameter errors come before the SMTPUTF8 check */
-	MAIL_BAD("FROM:<\xc3\xa9@b> FOO", 555, "5.5.4", "Unsupported parameter");
+	MAIL_BAD("FROM:<\xc3\xa9@b> FOO", 555, "5.5.4",
+	    "Unsupported parameter");
 }
 
 static void
@@ -478,14 +483,16 @@ test_rcpt_errors(void **state)
 	RCPT_BAD("TO:u@x", 0, 501, "5.5.4", "Syntax: RCPT TO:<address>");
 	RCPT_BAD("TO:  <u@x>", 0, 501, "5.5.4", "Syntax: RCPT TO:<address>");
 	RCPT_BAD("TO:<>", 0, 553, "5.1.3", "Invalid address: empty address");
-	RCPT_BAD("TO:<u@x.>", 0, 553, "5.1.3", "Invalid address: invalid domain");
+	RCPT_BAD("TO:<u@x.>", 0, 553, "5.1.3",
+	    "Invalid address: invalid domain");
 	RCPT_BAD("TO:<u>", 0, 553, "5.1.3", "Invalid address: missing domain");
 	RCPT_BAD("TO:<u@x>y", 0, 501, "5.5.4", "Syntax error in parameters");
 	RCPT_BAD("TO:<u@x> SIZE=1", 0, 555, "5.5.4", "Unsupported parameter");
 	RCPT_BAD("TO:<u@x> BODY=8BITMIME", 0, 555, "5.5.4",
 	    "Unsupported parameter");
 	RCPT_BAD("TO:<\xc3\xa9@x>", 0, 553, "5.6.7", "Address needs SMTPUTF8");
-	RCPT_BAD("TO:<\xc3@x>", 1, 553, "5.1.3", "Invalid address: invalid UTF-8");
+	RCPT_BAD("TO:<\xc3@x>", 1, 553, "5.1.3",
+	    "Invalid address: invalid UTF-8");
 }
 
 static void
