@@ -205,6 +205,7 @@ proto_enc_deliver_local(struct imsg_payload *p,
 	imsg_add_string(p, d->sender);
 	imsg_add_string(p, d->rcpt);
 	imsg_add_i64(p, d->ctime);
+	imsg_add_u8(p, d->retry);
 }
 
 int
@@ -215,8 +216,9 @@ proto_dec_deliver_local(struct imsg *m, struct msg_deliver_local *d)
 	GETSTR(m, d->sender);
 	GETSTR(m, d->rcpt);
 	GET(imsg_get_i64(m, &d->ctime));
+	GET(imsg_get_u8(m, &d->retry));
 	if (d->action[0] == '\0' || d->mailbox[0] == '\0' ||
-	    d->rcpt[0] == '\0')
+	    d->rcpt[0] == '\0' || d->retry > 1)
 		return -1;
 	return imsg_end(m);
 }

@@ -109,6 +109,7 @@ struct msg_deliver_local {
 	char		 sender[PROTO_ADDRLEN];
 	char		 rcpt[PROTO_ADDRLEN];
 	int64_t		 ctime;
+	uint8_t		 retry;		/* tried before: maybe delivered */
 };
 
 enum deliver_status {

@@ -203,6 +203,7 @@ queue_sched_start(void *arg, const struct queue_envelope *e)
 	strlcpy(d.sender, e->sender, sizeof(d.sender));
 	strlcpy(d.rcpt, e->rcpt, sizeof(d.rcpt));
 	d.ctime = e->ctime;
+	d.retry = e->last_try != 0;
 	imsg_payload_init(&p);
 	proto_enc_deliver_local(&p, &d);
 	if (imsg_compose_payload(&qs->parent.ib, IMSG_DELIVER_LOCAL, e->evpid,

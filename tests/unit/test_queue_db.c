@@ -1073,6 +1073,7 @@ crash_child(const char *dir, int wfd, uint32_t base)
 	uint32_t		 n = base;
 	size_t			 j;
 
+	memset(rec, 0, sizeof(rec));		/* padding too */
 	body = make_body(CHUNK + 3 * CRASH_MAX, 0);
 	if (queue_db_open(&db, dir, err, sizeof(err)) == -1)
 		_exit(2);
