@@ -25,10 +25,10 @@
 #include "log.h"
 #include "table.h"
 
-#define CONF_FILEMAX	(64 * 1024 * 1024)	/* config and table files */
+#define CONF_FILEMAX	(64 * 1024 * 1024)	/* config, table files */
 #define CONF_TOKMAX	(TABLE_VALUEMAX + 1)	/* longest token + NUL */
-#define CONF_MACROLEN	64			/* longest macro name + NUL */
-#define CONF_SHOWMAX	64			/* text shown in a message */
+#define CONF_MACROLEN	64		/* longest macro name + NUL */
+#define CONF_SHOWMAX	64		/* text shown in a message */
 #define CONF_MAXSIZE	((size_t)1024 * 1024 * 1024)	/* 1G */
 #define CONF_MAXRCPT	100000
 #define CONF_MAXERRORS	1000
@@ -408,7 +408,8 @@ conf_expand(struct conf_parser *p, struct conf_token *t, int instring)
 
 	brace = conf_peekc(p, 1) == '{';
 	skip = brace ? 2 : 1;
-	while ((c = conf_peekc(p, skip + n)) != -1 && conf_is_namec(c, n == 0)) {
+	while ((c = conf_peekc(p, skip + n)) != -1 &&
+	    conf_is_namec(c, n == 0)) {
 		if (n + 1 >= sizeof(name)) {
 			conf_err(p, line, col, "macro name too long");
 			return -1;
@@ -847,7 +848,7 @@ conf_valid_hostport(const char *s, int need_port)
 	return errstr == NULL;
 }
 
-/* "smtp://", "smtp+tls://", "smtp+notls://" or "smtps://" [label@]host[:port] */
+/* scheme://[label@]host[:port], scheme smtp, smtp+tls, smtp+notls, smtps */
 static int
 conf_valid_relay_url(const char *s)
 {
@@ -896,7 +897,8 @@ conf_check_template(const char *s, char *why, size_t whysz)
 	}
 	for (q = s; *q != '\0'; q++) {
 		if (*q == '~' && q != s) {
-			snprintf(why, whysz, "'~' is only allowed at the start");
+			snprintf(why, whysz, "'~' is only allowed at the "
+			    "start");
 			return -1;
 		}
 		if (*q != '%')
@@ -1081,7 +1083,8 @@ conf_inline(struct conf_parser *p, struct table *tb, int allow_map)
 				return -1;
 			}
 			map = 0;
-			if (table_add(tb, key, NULL, terr, sizeof(terr)) == -1) {
+			if (table_add(tb, key, NULL, terr,
+			    sizeof(terr)) == -1) {
 				conf_err(p, kpos.line, kpos.col, "%s", terr);
 				return -1;
 			}
@@ -1571,8 +1574,8 @@ conf_st_listen(struct conf_parser *p, struct conf_pos kw)
 			if (conf_number(p, "port", 1, 65535, &n) == -1)
 				return -1;
 			l->port = n;
-		} else if (conf_is_kw(t, "tls") || conf_is_kw(t, "tls-require") ||
-		    conf_is_kw(t, "smtps")) {
+		} else if (conf_is_kw(t, "tls") ||
+		    conf_is_kw(t, "tls-require") || conf_is_kw(t, "smtps")) {
 			if (has_tls++) {
 				conf_terr(p, t, "only one of tls, tls-require "
 				    "and smtps");

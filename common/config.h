@@ -149,8 +149,11 @@ struct conf_macro {
 };
 
 /*
- * Reads a table file's bytes.  Returns 0 and a malloc'd buffer, or -1 with
- * a message in err.  The default loader (config_load_file) opens the path.
+ * Reads a table file's bytes.  Returns 0 and a malloc'd buffer (NUL
+ * terminated, len excludes the NUL), or -1 with a message that names the
+ * path in err.  The default loader (config_load_file) opens the path,
+ * refuses anything but a regular file and files over 64 MiB, and reports
+ * "path: strerror".
  */
 typedef int (*conf_loader)(void *arg, const char *path, char **text,
     size_t *len, char *err, size_t errsz);
@@ -159,9 +162,13 @@ int	config_load_file(void *, const char *, char **, size_t *, char *,
 
 /*
  * config_parse: parse len bytes of configuration named fname (for error
- * messages).  Returns a new configuration, or NULL with "fname:line:col:
- * message" in err.  Macros from the command line are defined before the
- * first line; a macro defined in the file may not redefine them.
+ * messages); text need not be NUL terminated.  Returns a new
+ * configuration with every default applied and every name resolved, or
+ * NULL with "fname:line:col: message" in err ("fname: message" for what
+ * has no position).  Macros from the command line are defined before the
+ * first line; a macro defined in the file may not redefine them (the
+ * file's definition is ignored).  A NULL loader means config_load_file.
+ * Inline lists in match rules become tables named "@line:col".
  */
 struct postern_conf *config_parse(const char *fname, const char *text,
 	    size_t len, const struct conf_macro *macros, size_t nmacros,
@@ -175,9 +182,15 @@ struct table		*config_table(const struct postern_conf *, const char *);
 struct action_conf	*config_action(const struct postern_conf *, const char *);
 struct pki_conf		*config_pki(const struct postern_conf *, const char *);
 
-/* config_parse_size: "35M", "512K", "1G", "100" -> bytes; -1 if invalid. */
+/*
+ * config_parse_size: "35M", "512K", "1G", "100" -> bytes (K, M, G in
+ * either case, base 1024); -1 if invalid, zero or overflowing.
+ */
 int	config_parse_size(const char *, size_t *);
-/* config_parse_duration: "30s", "5m", "4h", "5d", "300" -> seconds. */
+/*
+ * config_parse_duration: "30s", "5m", "4h", "5d", "300" -> seconds; -1 if
+ * invalid, zero or more than UINT_MAX seconds.
+ */
 int	config_parse_duration(const char *, unsigned int *);
 
 #endif

@@ -28,7 +28,7 @@
 struct table_pending {
 	int		 active;
 	size_t		 line;		/* line of the key */
-	int		 colon;		/* "key:" form: a value is required */
+	int		 colon;		/* "key:": needs a value */
 	int		 has_value;
 	size_t		 klen;
 	size_t		 vlen;
@@ -250,7 +250,8 @@ table_flush(struct table *t, struct table_pending *pe, char *err,
 	pe->active = 0;
 	if (pe->colon && pe->vlen == 0) {
 		table_err(err, errsz, "line %zu: missing value for '%s'",
-		    pe->line, log_escape(show, sizeof(show), pe->key, pe->klen));
+		    pe->line, log_escape(show, sizeof(show), pe->key,
+		    pe->klen));
 		return -1;
 	}
 	if (table_add(t, pe->key, pe->has_value ? pe->value : NULL, terr,

@@ -31,7 +31,7 @@
 
 #define QDB_BUSY_TIMEOUT_MS	5000
 #define QDB_AUTOCHECKPOINT	1000		/* pages, SQLite's default */
-#define QDB_JOURNAL_LIMIT	(64 * 1024 * 1024)	/* WAL kept after reset */
+#define QDB_JOURNAL_LIMIT	(64 * 1024 * 1024)	/* WAL size kept */
 #define QDB_ID_TRIES		16		/* fresh ids on a collision */
 #define QDB_SAVEPOINT		"queue_db"
 
@@ -223,6 +223,7 @@ static void	qdb_errf(char *, size_t, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 static int	qdb_exec1(struct queue_db *, enum qdb_stmt);
 static int	qdb_int_pragma(sqlite3 *, const char *, int64_t *);
+static int	qdb_set_pragma(sqlite3 *, const char *, int64_t);
 static int	qdb_identify(struct queue_db *, int64_t *, char *, size_t);
 static int	qdb_setup(struct queue_db *, char *, size_t);
 static int	qdb_migrate(struct queue_db *, char *, size_t);
@@ -297,6 +298,22 @@ qdb_int_pragma(sqlite3 *h, const char *sql, int64_t *v)
 		*v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* Set a numeric PRAGMA that answers with its new value; check it. */
+static int
+qdb_set_pragma(sqlite3 *h, const char *name, int64_t value)
+{
+	char	 sql[128];
+	int64_t	 got;
+	int	 n;
+
+	n = snprintf(sql, sizeof(sql), "PRAGMA %s = %" PRId64, name, value);
+	if (n < 0 || (size_t)n >= sizeof(sql))
+		return -1;
+	if (qdb_int_pragma(h, sql, &got) == -1 || got != value)
+		return -1;
+	return 0;
 }
 
 /* Read the schema version; -1 with err set if the file is not ours. */
@@ -379,12 +396,9 @@ qdb_setup(struct queue_db *db, char *err, size_t errsz)
 	    "PRAGMA temp_store = MEMORY;"
 	    "PRAGMA trusted_schema = OFF;", NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
-	/* The two numeric pragmas print their value, so step them. */
-	if (qdb_int_pragma(h, "PRAGMA wal_autocheckpoint = "
-	    "1000", &v) == -1 || v != QDB_AUTOCHECKPOINT)
-		goto fail;
-	if (qdb_int_pragma(h, "PRAGMA journal_size_limit = "
-	    "67108864", &v) == -1 || v != QDB_JOURNAL_LIMIT)
+	if (qdb_set_pragma(h, "wal_autocheckpoint", QDB_AUTOCHECKPOINT) ==
+	    -1 ||
+	    qdb_set_pragma(h, "journal_size_limit", QDB_JOURNAL_LIMIT) == -1)
 		goto fail;
 
 	if (qdb_int_pragma(h, "PRAGMA synchronous", &v) == -1 || v != 2) {
@@ -479,6 +493,7 @@ queue_db_open(struct queue_db **dbp, const char *spool_dir, char *err,
     size_t errsz)
 {
 	struct queue_db	*db;
+	struct stat	 sb;
 	int		 fd, n, rc;
 
 	*dbp = NULL;
@@ -499,12 +514,19 @@ queue_db_open(struct queue_db **dbp, const char *spool_dir, char *err,
 	/* Create it ourselves: mode 0600 (SQLite copies it to -wal and
 	 * -shm), and never through a symlink. */
 	fd = open(db->path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd == -1) {
+	if (fd == -1 || fstat(fd, &sb) == -1) {
 		qdb_errf(err, errsz, "%s: %s", db->path, strerror(errno));
+		if (fd != -1)
+			close(fd);
 		free(db);
 		return -1;
 	}
 	close(fd);
+	if (!S_ISREG(sb.st_mode)) {
+		qdb_errf(err, errsz, "%s: not a regular file", db->path);
+		free(db);
+		return -1;
+	}
 
 	rc = sqlite3_open_v2(db->path, &db->sqlite, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
@@ -668,7 +690,8 @@ qdb_insert_id(struct queue_db *db, sqlite3_stmt *st, uint64_t *id,
 			return 0;
 		if (rc != SQLITE_CONSTRAINT_PRIMARYKEY)
 			return qdb_fail(db, op);
-		log_debug("queue_db op=%s id=%016" PRIx64 " collision", op, *id);
+		log_debug("queue_db op=%s id=%016" PRIx64 " collision", op,
+		    *id);
 	}
 	log_warnx("queue_db op=%s error=\"no free id after %d tries\"", op,
 	    QDB_ID_TRIES);

@@ -14,8 +14,8 @@
 #include <stdint.h>
 
 #define QUEUE_DB_FILE		"queue.db"
-#define QUEUE_DB_SCHEMA_VERSION	1	/* PRAGMA user_version this code writes */
-#define QUEUE_DB_APPLICATION_ID	0x50535452	/* "PSTR", PRAGMA application_id */
+#define QUEUE_DB_SCHEMA_VERSION	1	/* PRAGMA user_version written */
+#define QUEUE_DB_APPLICATION_ID	0x50535452	/* "PSTR" */
 #define QUEUE_DB_CHUNK_SIZE	(1024 * 1024)	/* body bytes per chunk row */
 
 /*
@@ -33,7 +33,7 @@ struct queue_db;
 
 enum envelope_state {
 	EVP_PENDING = 0,	/* waiting for next_try */
-	EVP_INFLIGHT = 1,	/* handed to a delivery; PENDING again on restart */
+	EVP_INFLIGHT = 1,	/* being delivered; PENDING after a restart */
 	EVP_DEFERRED = 2,	/* temporary failure, waiting for next_try */
 	EVP_HELD = 3,		/* frozen by the administrator */
 };
@@ -42,7 +42,7 @@ struct queue_envelope_new {
 	const char	*rcpt;		/* final recipient (after aliases) */
 	const char	*orig_rcpt;	/* as given at RCPT TO */
 	const char	*action;	/* action name from the config */
-	const char	*mailbox;	/* local mailbox / user ("" for relay) */
+	const char	*mailbox;	/* local mailbox or user, "" = relay */
 	uint32_t	 dsn_notify;	/* bit mask, 0 = default */
 	const char	*orcpt;		/* DSN ORCPT, "" if none */
 	uint64_t	 evpid;		/* out: random, nonzero, unique */
@@ -143,8 +143,8 @@ int	queue_db_recover(struct queue_db *, int64_t now);
 
 /*
  * Call cb for the PENDING and DEFERRED envelopes with next_try <= now, in
- * (next_try, evpid) order, at most max of them; an index range, never a
- * table scan.  cb returns 0 to go on, -1 to stop; it may call the
+ * next_try order (ties by evpid taken as a signed 64-bit integer, as
+ * stored), at most max of them; an index range, never a table scan.  cb returns 0 to go on, -1 to stop; it may call the
  * mutators (typically queue_db_set_inflight) on the envelope it got, but
  * not queue_db_due() itself.  Returns the number passed to cb, or -1.
  */
@@ -191,8 +191,9 @@ int	queue_db_message(struct queue_db *, uint64_t msgid,
 	    struct queue_message *out);
 
 /* Call cb for every envelope, in (ctime, evpid) order ("show queue"), or
- * for the envelopes of one message in evpid order.  cb as for
- * queue_db_due().  Return the number passed to cb, or -1. */
+ * for the envelopes of one message in evpid order (signed, as above).  cb
+ * as for queue_db_due().  A damaged row is logged and skipped.  Return the
+ * number passed to cb, or -1. */
 int	queue_db_list(struct queue_db *,
 	    int (*cb)(void *, const struct queue_envelope *), void *arg);
 int	queue_db_message_envelopes(struct queue_db *, uint64_t msgid,
@@ -225,9 +226,10 @@ int	queue_db_check(struct queue_db *, char *err, size_t errsz);
 int	queue_db_check_plans(struct queue_db *, char *err, size_t errsz);
 
 /*
- * Cap the database at about max_bytes (0 = no cap); adding a message that
- * does not fit then fails (-1) and the caller answers 452.  Returns 0 or
- * -1.
+ * Cap the database at max_bytes, rounded down to pages (0 = no cap).  A
+ * message that does not fit fails like a full disk (SQLITE_FULL): SQLite
+ * abandons the whole transaction, so every message of that group commit
+ * gets a temporary failure.  Returns 0 or -1.
  */
 int	queue_db_set_max_size(struct queue_db *, uint64_t max_bytes);
 

@@ -9,6 +9,8 @@
 #include <sys/types.h>
 #include <sys/stat.h>
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -47,7 +49,7 @@ struct deliver_conv {
 	int		 cr;		/* a CR is held back */
 	int		 mboxrd;	/* quote ^>*From  lines */
 	int		 bol;		/* within the ">*" prefix of a line */
-	size_t		 held;		/* bytes of "From " matched, held back */
+	size_t		 held;		/* bytes of "From " held back */
 };
 
 static const char deliver_from[] = "From ";
@@ -550,15 +552,14 @@ deliver_headers(struct deliver_out *o, const char *return_path,
 
 /* ---------------------------------------------------------- maildir */
 
-int
-parent_deliver_maildir_unique(char *buf, size_t bufsz, time_t sec,
-    long usec, const char *host)
+/* The host name as it may stand in a maildir file name ('/' and ':'
+ * escaped, as the maildir convention does). */
+static int
+deliver_maildir_host(char *esc, size_t escsz, const char *host)
 {
 	char		 hostbuf[HOST_NAME_MAX + 1];
-	char		 esc[4 * (HOST_NAME_MAX + 1)];
 	const char	*h;
 	size_t		 j = 0;
-	int		 n;
 
 	if (host == NULL) {
 		if (gethostname(hostbuf, sizeof(hostbuf)) == -1)
@@ -567,7 +568,7 @@ parent_deliver_maildir_unique(char *buf, size_t bufsz, time_t sec,
 		host = hostbuf[0] != '\0' ? hostbuf : "localhost";
 	}
 	for (h = host; *h != '\0'; h++) {
-		if (j + 5 > sizeof(esc))
+		if (j + 5 > escsz)
 			return -1;
 		if (*h == '/') {
 			memcpy(esc + j, "\\057", 4);
@@ -579,11 +580,76 @@ parent_deliver_maildir_unique(char *buf, size_t bufsz, time_t sec,
 			esc[j++] = *h;
 	}
 	esc[j] = '\0';
+	return 0;
+}
+
+int
+parent_deliver_maildir_unique(char *buf, size_t bufsz, time_t sec,
+    long usec, const char *host)
+{
+	char		 esc[4 * (HOST_NAME_MAX + 1)];
+	int		 n;
+
+	if (deliver_maildir_host(esc, sizeof(esc), host) == -1)
+		return -1;
 	n = snprintf(buf, bufsz, "%lld.M%ldP%ldQ%u.%s", (long long)sec, usec,
 	    (long)getpid(), ++deliver_counter, esc);
 	if (n < 0 || (size_t)n >= bufsz)
 		return -1;
 	return 0;
+}
+
+int
+parent_deliver_maildir_tagged(char *buf, size_t bufsz, time_t arrival,
+    const char *tag, const char *host)
+{
+	char		 esc[4 * (HOST_NAME_MAX + 1)];
+	const char	*t;
+	int		 n;
+
+	/* The tag names a file: letters and digits only. */
+	if (tag == NULL || tag[0] == '\0')
+		return -1;
+	for (t = tag; *t != '\0'; t++)
+		if (!isalnum((unsigned char)*t))
+			return -1;
+	if (deliver_maildir_host(esc, sizeof(esc), host) == -1)
+		return -1;
+	n = snprintf(buf, bufsz, "%lld.E%s.%s", (long long)arrival, tag, esc);
+	if (n < 0 || (size_t)n >= bufsz)
+		return -1;
+	return 0;
+}
+
+/* Is a message named name (with any ",S=" or ":2," suffix) in new/ or
+ * cur/ already?  Only asked on a retry, so a scan is affordable. */
+static int
+deliver_maildir_has(int dfd, const char *name)
+{
+	static const char	*subs[] = { "new", "cur" };
+	struct dirent		*de;
+	DIR			*d;
+	size_t			 i, len = strlen(name);
+	int			 fd, found = 0;
+
+	for (i = 0; i < 2 && !found; i++) {
+		if ((fd = openat(dfd, subs[i], O_RDONLY | O_DIRECTORY |
+		    O_NOFOLLOW | O_CLOEXEC)) == -1)
+			continue;
+		if ((d = fdopendir(fd)) == NULL) {
+			close(fd);
+			continue;
+		}
+		while ((de = readdir(d)) != NULL)
+			if (strncmp(de->d_name, name, len) == 0 &&
+			    (de->d_name[len] == '\0' ||
+			    de->d_name[len] == ',' || de->d_name[len] == ':')) {
+				found = 1;
+				break;
+			}
+		closedir(d);
+	}
+	return found;
 }
 
 /* Create dir and any missing parent (0700); *created when dir was made. */
@@ -647,7 +713,7 @@ deliver_sync_parent(const char *path)
 	if ((fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
 		return;
 	if (fsync(fd) == -1)
-		log_warn("maildir: fsync of parent directory");
+		log_warn("event=maildir-fsync-parent-failed");
 	close(fd);
 }
 
@@ -655,13 +721,17 @@ deliver_sync_parent(const char *path)
 static int
 deliver_opensub(int dfd, const char *name, char *err, size_t errsz)
 {
-	int	 fd;
+	struct stat	 st;
+	int		 fd;
 
 	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 	    O_CLOEXEC);
 	if (fd != -1)
 		return fd;
-	if (errno == ELOOP)
+	/* Linux says ENOTDIR for a symlink opened O_DIRECTORY|O_NOFOLLOW. */
+	if (errno == ELOOP || (errno == ENOTDIR &&
+	    fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISLNK(st.st_mode)))
 		deliver_fail(err, errsz, EX_CANTCREAT,
 		    "maildir %s is a symbolic link", name);
 	else if (errno == ENOTDIR)
@@ -675,7 +745,8 @@ deliver_opensub(int dfd, const char *name, char *err, size_t errsz)
 
 int
 parent_deliver_maildir(const char *dir, int msgfd, const char *return_path,
-    const char *delivered_to, char *err, size_t errsz)
+    const char *delivered_to, const char *tag, time_t arrival, int retry,
+    char *err, size_t errsz)
 {
 	static const char	*subdirs[] = { "tmp", "new", "cur" };
 	struct deliver_io	*io = NULL;
@@ -684,8 +755,8 @@ parent_deliver_maildir(const char *dir, int msgfd, const char *return_path,
 	char			 name[NAME_MAX + 1], newname[NAME_MAX + 1];
 	size_t			 i;
 	int			 dfd = -1, tmpfd = -1, newfd = -1, fd = -1;
-	int			 created, created_sub = 0, in_tmp = 0, in_new = 0;
-	int			 status, saved, tries;
+	int			 created, created_sub = 0, in_tmp = 0;
+	int			 in_new = 0, status, saved, tries;
 
 	if (dir == NULL || dir[0] == '\0')
 		return deliver_fail(err, errsz, EX_SOFTWARE, "no maildir");
@@ -728,7 +799,31 @@ parent_deliver_maildir(const char *dir, int msgfd, const char *return_path,
 		goto done;
 	}
 
-	for (tries = 0; tries < 8; tries++) {
+	if (tag != NULL) {
+		/*
+		 * One name per envelope: a delivery retried after a crash
+		 * finds its earlier copy and stops (exactly once).
+		 */
+		if (parent_deliver_maildir_tagged(name, sizeof(name), arrival,
+		    tag, NULL) == -1) {
+			status = deliver_fail(err, errsz, EX_CANTCREAT,
+			    "maildir file name too long");
+			goto done;
+		}
+		if (retry && deliver_maildir_has(dfd, name)) {
+			status = EX_OK;
+			goto done;
+		}
+		/* A copy in tmp/ is what a crash left: start over. */
+		if (unlinkat(tmpfd, name, 0) == -1 && errno != ENOENT) {
+			status = deliver_fail(err, errsz,
+			    deliver_errno_status(errno), "maildir unlink: %s",
+			    strerror(errno));
+			goto done;
+		}
+		fd = openat(tmpfd, name, O_WRONLY | O_CREAT | O_EXCL |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
+	} else for (tries = 0; tries < 8; tries++) {
 		clock_gettime(CLOCK_REALTIME, &ts);
 		if (parent_deliver_maildir_unique(name, sizeof(name),
 		    ts.tv_sec, ts.tv_nsec / 1000, NULL) == -1) {
@@ -784,7 +879,14 @@ parent_deliver_maildir(const char *dir, int msgfd, const char *return_path,
 	}
 	if (linkat(tmpfd, name, newfd, newname, 0) == 0)
 		in_new = 1;
-	else if (errno == EPERM || errno == EOPNOTSUPP || errno == ENOSYS) {
+	else if (errno == EEXIST && tag != NULL) {
+		/* Delivered before a crash; this copy is not needed. */
+		if (unlinkat(tmpfd, name, 0) == -1)
+			log_warn("event=maildir-tmp-unlink-failed");
+		in_tmp = 0;
+		status = EX_OK;
+		goto done;
+	} else if (errno == EPERM || errno == EOPNOTSUPP || errno == ENOSYS) {
 		/* No hard links here (some FUSE and network filesystems). */
 		if (renameat(tmpfd, name, newfd, newname) == -1) {
 			deliver_fail(err, errsz, status, "maildir rename: %s",
@@ -803,7 +905,7 @@ parent_deliver_maildir(const char *dir, int msgfd, const char *return_path,
 		goto done;
 	}
 	if (in_tmp && unlinkat(tmpfd, name, 0) == -1)
-		log_warn("maildir: unlink of delivered tmp file");
+		log_warn("event=maildir-tmp-unlink-failed");
 	in_tmp = 0;
 	status = EX_OK;
 
@@ -886,7 +988,9 @@ deliver_dotlock(const char *path, char *lockpath, size_t lsz, int *locked,
 		if (errno == EEXIST && lstat(lockpath, &st) == 0 &&
 		    time(NULL) - st.st_mtime > DELIVER_DOTLOCK_STALE) {
 			if (unlink(lockpath) == 0) {
-				log_info("mbox: removed a stale dotlock");
+				log_info("event=mbox-stale-dotlock-removed "
+				    "age=%llds",
+				    (long long)(time(NULL) - st.st_mtime));
 				continue;
 			}
 			if (errno == EACCES)
@@ -1058,11 +1162,11 @@ parent_deliver_mbox(const char *path, int msgfd, const char *return_path,
  done:
 	if (status != EX_OK && orig != -1) {
 		if (ftruncate(fd, orig) == -1 || fsync(fd) == -1)
-			log_warn("mbox: truncate after failed delivery");
+			log_warn("event=mbox-truncate-failed");
 	}
 	close(fd);		/* releases the fcntl lock */
 	if (dotlocked && unlink(lockpath) == -1)
-		log_warn("mbox: unlink of dotlock");
+		log_warn("event=mbox-dotlock-unlink-failed");
 	free(io);
 	return status;
 }

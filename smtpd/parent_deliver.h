@@ -71,10 +71,22 @@ int	parent_deliver_expand(const char *tmpl, const char *home,
  * return_path is the bare reverse path without angle brackets ("" for
  * the null sender); neither header value may contain a control byte.
  * On failure nothing is left in tmp/ or new/.
+ *
+ * With a tag (the envelope id, letters and digits), the file is named
+ * "<arrival>.E<tag>.<host>" instead of a fresh unique name, so delivery is
+ * idempotent: a link into new/ that finds the name taken means an earlier
+ * attempt got there (success), and when retry is set (an earlier attempt
+ * may have finished before a crash) new/ and cur/ are searched for the
+ * name first.  tag NULL: a fresh unique name, arrival and retry unused.
  */
 int	parent_deliver_maildir(const char *dir, int msgfd,
-	    const char *return_path, const char *delivered_to, char *err,
+	    const char *return_path, const char *delivered_to,
+	    const char *tag, time_t arrival, int retry, char *err,
 	    size_t errsz);
+/* The idempotent name for tag, as above; -1 if tag is not alphanumeric
+ * or the result does not fit. */
+int	parent_deliver_maildir_tagged(char *buf, size_t bufsz, time_t arrival,
+	    const char *tag, const char *host);
 
 /*
  * parent_deliver_mbox: append the message read from msgfd (as for

@@ -45,7 +45,7 @@ static void	parent_local_reply(struct imsgbuf *, uint64_t, int,
 		    const char *);
 static __dead void parent_local_child(const struct action_conf *,
 		    const struct passwd *, const struct msg_deliver_local *,
-		    int, int);
+		    uint64_t, int, int);
 static void	parent_local_timeout(int, short, void *);
 
 void
@@ -131,7 +131,8 @@ parent_local_request(struct postern_conf *conf, struct imsg *imsg,
 		return;
 	case 0:
 		close(errpipe[0]);
-		parent_local_child(act, &pwcopy, &d, fd, errpipe[1]);
+		parent_local_child(act, &pwcopy, &d, imsg->hdr.id, fd,
+		    errpipe[1]);
 		/* NOTREACHED */
 	}
 	close(fd);
@@ -152,9 +153,9 @@ parent_local_request(struct postern_conf *conf, struct imsg *imsg,
 /* The delivery child: become the user, expand the path, deliver. */
 static __dead void
 parent_local_child(const struct action_conf *act, const struct passwd *pw,
-    const struct msg_deliver_local *d, int msgfd, int errfd)
+    const struct msg_deliver_local *d, uint64_t evpid, int msgfd, int errfd)
 {
-	char	 path[PATH_MAX], err[512];
+	char	 path[PATH_MAX], err[512], tag[17];
 	int	 rv;
 
 	signal(SIGPIPE, SIG_DFL);
@@ -175,12 +176,14 @@ parent_local_child(const struct action_conf *act, const struct passwd *pw,
 	}
 	if (act->kind == ACTION_MAILDIR)
 		rv = parent_deliver_maildir(path, msgfd, d->sender, d->rcpt,
-		    err, sizeof(err));
+		    proc_id(evpid, tag), (time_t)d->ctime, d->retry, err,
+		    sizeof(err));
 	else
 		rv = parent_deliver_mbox(path, msgfd, d->sender, d->rcpt,
 		    (time_t)d->ctime, err, sizeof(err));
 	if (rv != EX_OK)
-		dprintf(errfd, "%s", err);
+		dprintf(errfd, "%s %s", rv == EX_NOUSER || rv == EX_DATAERR ||
+		    rv == EX_USAGE ? "5.2.0" : "4.2.0", err);
 	_exit(rv);
 }
 
@@ -219,9 +222,14 @@ parent_local_reap(pid_t pid, int status)
 	if (WIFEXITED(status) && WEXITSTATUS(status) == EX_OK) {
 		result = DELIVER_OK;
 		strlcpy(text, "delivered", sizeof(text));
-	} else if (WIFEXITED(status) && WEXITSTATUS(status) != EX_TEMPFAIL &&
-	    WEXITSTATUS(status) != EX_OSERR &&
-	    WEXITSTATUS(status) != EX_IOERR) {
+	} else if (WIFEXITED(status) && (WEXITSTATUS(status) == EX_NOUSER ||
+	    WEXITSTATUS(status) == EX_DATAERR ||
+	    WEXITSTATUS(status) == EX_USAGE)) {
+		/*
+		 * Only what cannot change by itself is permanent; a mailbox
+		 * the admin can fix (EX_CANTCREAT...) is retried, as Postfix
+		 * does.
+		 */
 		result = DELIVER_PERMFAIL;
 	} else {
 		result = DELIVER_TEMPFAIL;

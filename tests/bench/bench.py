@@ -205,16 +205,24 @@ def tree(procs, roots):
 	return found
 
 
-def pss_kib(pid):
-	"""Proportional set size of pid in KiB (0 if it is gone)."""
+def mem_kib(pid):
+	"""
+	(PSS, USS) of pid in KiB, (0, 0) if it is gone.  PSS shares each
+	page among its users; USS (private pages only) is the cross-check that
+	other programs mapping the same libraries cannot move.
+	"""
+	pss = uss = 0
 	try:
 		with open("/proc/%d/smaps_rollup" % pid) as f:
 			for line in f:
 				if line.startswith("Pss:"):
-					return int(line.split()[1])
+					pss = int(line.split()[1])
+				elif line.startswith(("Private_Clean:",
+				    "Private_Dirty:")):
+					uss += int(line.split()[1])
 	except (OSError, ValueError):
-		pass
-	return 0
+		return 0, 0
+	return pss, uss
 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -258,10 +266,11 @@ class Instance:
 			self.known[p] = procs[p]["start"]
 		return found
 
-	def pss_total(self):
-		"""(sum of PSS in KiB, process count) over the instance."""
+	def mem_total(self):
+		"""(sum of PSS, sum of USS in KiB, process count) of the instance."""
 		pids = self.pids()
-		return sum(pss_kib(p) for p in pids), len(pids)
+		mem = [mem_kib(p) for p in pids]
+		return sum(m[0] for m in mem), sum(m[1] for m in mem), len(pids)
 
 	def cpu_seconds(self):
 		"""CPU time used so far by the instance, reaped children included."""
@@ -717,8 +726,9 @@ def run_memory(inst, args):
 	res = {"mta": inst.name, "ok": False}
 	inst.start()
 	time.sleep(1.0)
-	before, nbefore = inst.pss_total()
+	before, ubefore, nbefore = inst.mem_total()
 	socks = []
+	t0 = time.monotonic()
 	try:
 		for i in range(args.idle):
 			try:
@@ -736,9 +746,10 @@ def run_memory(inst, args):
 			except OSError as e:
 				raise BenchError("%s: idle session %d of %d: %s\n%s" %
 				    (inst.name, i + 1, args.idle, e, inst.log_tail()))
+		open_s = time.monotonic() - t0
 		time.sleep(1.0)
 		inst.check_alive()
-		after, nafter = inst.pss_total()
+		after, uafter, nafter = inst.mem_total()
 		# Every session must still be open: a closed one reads EOF.
 		for s in socks:
 			s.setblocking(False)
@@ -755,7 +766,9 @@ def run_memory(inst, args):
 				s.close()
 	res.update(pss_before_kib=before, pss_after_kib=after,
 	    procs_before=nbefore, procs_after=nafter,
-	    kib_per_session=(after - before) / args.idle, ok=True)
+	    open_s=open_s, uss_before_kib=ubefore, uss_after_kib=uafter,
+	    kib_per_session=(after - before) / args.idle,
+	    uss_kib_per_session=(uafter - ubefore) / args.idle, ok=True)
 	return res
 
 
@@ -796,6 +809,8 @@ METRICS = (
 	"%.2f"),
     ("kib_per_session", "memory", "PSS per idle session, KiB (lower)",
 	"%.1f"),
+    ("uss_kib_per_session", "memory", "private (USS) per idle session, KiB",
+	"%.1f"),
     ("pss_before_kib", "memory", "PSS of the idle instance, KiB (lower)",
 	"%.0f"),
 )
@@ -828,6 +843,11 @@ def render(host, args, med, failures):
 		args.sessions, args.warmup, args.idle, args.rounds),
 	    "",
 	]
+	busy = max(host["loadavg_start"][0], max(host.get("loadavg_end",
+	    (0,)))) > host["nproc"] / 2
+	if busy:
+		lines += ["WARNING: the machine was busy (load average above "
+		    "nproc/2): the numbers are noisy.", ""]
 	w = max(len(m[2]) for m in METRICS)
 	lines.append("%-*s  %10s  %10s  %15s" % (w, "metric", "Postern",
 	    "Postfix", "Postern/Postfix"))
@@ -930,11 +950,14 @@ def main():
 				r = one(mta, "memory", args, failures)
 				results["memory"][mta].append(r)
 				if r:
-					say("  %.1f KiB/session (PSS %d -> %d KiB, "
-					    "%d -> %d processes)" %
+					say("  %.1f KiB/session PSS (%d -> %d KiB), "
+					    "%.1f USS, %d -> %d processes, "
+					    "opened in %.1fs" %
 					    (r["kib_per_session"],
 					    r["pss_before_kib"], r["pss_after_kib"],
-					    r["procs_before"], r["procs_after"]))
+					    r["uss_kib_per_session"],
+					    r["procs_before"], r["procs_after"],
+					    r["open_s"]))
 	host["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
 	med = medians(results)
 	text = render(host, args, med, failures)

@@ -33,8 +33,11 @@ fuzz_data_feed(const char *in, size_t len, unsigned int pattern,
 {
 	struct smtp_data	 d;
 	size_t			 pos = 0, n, chunk, got, k = 0;
-	char			*out;
+	char			*buf, *out;
 
+	/* each call writes at the end of buf: ASan sees any overflow */
+	if ((buf = malloc(len + 1)) == NULL)
+		abort();
 	r->outlen = 0;
 	smtp_data_init(&d);
 	while (pos < len && !d.done) {
@@ -44,13 +47,11 @@ fuzz_data_feed(const char *in, size_t len, unsigned int pattern,
 			chunk = 1 + ((pattern >> (k++ % 8)) & 0x7) % pattern;
 		if (chunk > len - pos)
 			chunk = len - pos;
-		if ((out = malloc(chunk)) == NULL)
-			abort();
+		out = buf + len + 1 - chunk;
 		n = smtp_data_feed(&d, in + pos, chunk, out, &got);
 		if (n > chunk || got > chunk || (!d.done && n != chunk))
 			abort();
 		memcpy(r->out + r->outlen, out, got);
-		free(out);
 		r->outlen += got;
 		pos += n;
 		if (d.size != r->outlen)
@@ -60,6 +61,7 @@ fuzz_data_feed(const char *in, size_t len, unsigned int pattern,
 	if (d.done && (smtp_data_feed(&d, in, len, r->out + r->outlen,
 	    &got) != 0 || got != 0))
 		abort();
+	free(buf);
 	r->consumed = pos;
 	r->done = d.done;
 	r->bare = d.bare;

@@ -391,7 +391,7 @@ maildir_deliver_ok(const char *dir, const void *msg, size_t len)
 	int	 fd, rc;
 
 	fd = msg_fd(msg, len);
-	rc = parent_deliver_maildir(dir, fd, RP, DT, err, sizeof(err));
+	rc = parent_deliver_maildir(dir, fd, RP, DT, NULL, 0, 0, err, sizeof(err));
 	close(fd);
 	if (rc != EX_OK)
 		fail_msg("maildir delivery: %d %s", rc, err);
@@ -564,7 +564,7 @@ test_maildir_pipe(void **state)
 	assert_int_equal(write(p[1], "x\r\ny\r\n", 6), 6);
 	close(p[1]);
 	assert_int_equal(parent_deliver_maildir(tpath("Maildir"), p[0], RP,
-	    DT, err, sizeof(err)), EX_OK);
+	    DT, NULL, 0, 0, err, sizeof(err)), EX_OK);
 	close(p[0]);
 	maildir_check_one(tpath("Maildir"), HDRS "x\ny\n", strlen(HDRS) + 4);
 }
@@ -575,11 +575,11 @@ test_maildir_read_error(void **state)
 	char	 err[256] = "";
 	int	 fd;
 
-	assert_int_equal(parent_deliver_maildir(tpath("Maildir"), -1, RP, DT,
+	assert_int_equal(parent_deliver_maildir(tpath("Maildir"), -1, RP, DT, NULL, 0, 0,
 	    err, sizeof(err)), EX_TEMPFAIL);
 	assert_string_equal(err, "read message: Bad file descriptor");
 	fd = open(tdir, O_RDONLY | O_DIRECTORY);
-	assert_int_equal(parent_deliver_maildir(tpath("Maildir"), fd, RP, DT,
+	assert_int_equal(parent_deliver_maildir(tpath("Maildir"), fd, RP, DT, NULL, 0, 0,
 	    err, sizeof(err)), EX_TEMPFAIL);
 	assert_string_equal(err, "read message: Is a directory");
 	close(fd);
@@ -614,7 +614,7 @@ deliver_limited(int mbox, const char *path, const void *msg, size_t len,
 			rc = parent_deliver_mbox(path, fd, RP, DT, 0, err,
 			    errsz);
 		else
-			rc = parent_deliver_maildir(path, fd, RP, DT, err,
+			rc = parent_deliver_maildir(path, fd, RP, DT, NULL, 0, 0, err,
 			    errsz);
 		if (write(p[1], err, strlen(err) + 1) == -1)
 			_exit(98);
@@ -660,28 +660,28 @@ test_maildir_refusals(void **state)
 	assert_int_equal(mkdir(tpath("M1"), 0700), 0);
 	assert_int_equal(mkdir(tpath("elsewhere"), 0700), 0);
 	assert_int_equal(symlink(tpath("elsewhere"), tpath("M1/tmp")), 0);
-	assert_int_equal(parent_deliver_maildir(tpath("M1"), fd, RP, DT, err,
+	assert_int_equal(parent_deliver_maildir(tpath("M1"), fd, RP, DT, NULL, 0, 0, err,
 	    sizeof(err)), EX_CANTCREAT);
 	assert_string_equal(err, "maildir tmp is a symbolic link");
 	assert_int_equal(dir_count(tpath("elsewhere"), NULL, 0), 0);
 	/* new/ as a file. */
 	assert_int_equal(mkdir(tpath("M2"), 0700), 0);
 	write_file(tpath("M2/new"), "");
-	assert_int_equal(parent_deliver_maildir(tpath("M2"), fd, RP, DT, err,
+	assert_int_equal(parent_deliver_maildir(tpath("M2"), fd, RP, DT, NULL, 0, 0, err,
 	    sizeof(err)), EX_CANTCREAT);
 	assert_string_equal(err, "maildir new is not a directory");
 	assert_int_equal(dir_count(tpath("M2/tmp"), NULL, 0), 0);
 	/* The maildir path itself is a file. */
 	write_file(tpath("M3"), "");
-	assert_int_equal(parent_deliver_maildir(tpath("M3"), fd, RP, DT, err,
+	assert_int_equal(parent_deliver_maildir(tpath("M3"), fd, RP, DT, NULL, 0, 0, err,
 	    sizeof(err)), EX_CANTCREAT);
 	assert_string_equal(err, "maildir open: Not a directory");
 	/* Header values that would inject a header are refused first. */
 	assert_int_equal(parent_deliver_maildir(tpath("M4"), fd,
-	    "a@b>\r\nX-Injected: 1", DT, err, sizeof(err)), EX_DATAERR);
+	    "a@b>\r\nX-Injected: 1", DT, NULL, 0, 0, err, sizeof(err)), EX_DATAERR);
 	assert_string_equal(err, "Return-Path contains a control character");
 	assert_int_equal(parent_deliver_maildir(tpath("M4"), fd, RP,
-	    "b@c\nX: y", err, sizeof(err)), EX_DATAERR);
+	    "b@c\nX: y", NULL, 0, 0, err, sizeof(err)), EX_DATAERR);
 	assert_string_equal(err, "Delivered-To contains a control character");
 	assert_int_equal(access(tpath("M4"), F_OK), -1);
 	close(fd);
@@ -908,6 +908,8 @@ test_mbox_fcntl_busy(void **state)
 	assert_true(pid != -1);
 	if (pid == 0) {
 		/* fcntl locks are per process: hold one from a child. */
+		close(ready[0]);
+		close(release[1]);
 		fd = open(tpath("mbox"), O_RDWR);
 		memset(&fl, 0, sizeof(fl));
 		fl.l_type = F_WRLCK;

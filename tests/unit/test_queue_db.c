@@ -409,6 +409,42 @@ test_foreign_database_refused(void **state)
 	assert_string_equal(err, want);
 }
 
+/* No database through a symlink, in a FIFO, or in a missing directory. */
+static void
+test_open_refusals(void **state)
+{
+	struct fixture	*f = *state;
+	struct queue_db	*db;
+	char		 sub[PATH_MAX + 16], path[PATH_MAX + 32];
+	char		 err[512], want[PATH_MAX + 128];
+	struct stat	 sb;
+
+	snprintf(sub, sizeof(sub), "%s/missing", f->dir);
+	assert_int_equal(queue_db_open(&db, sub, err, sizeof(err)), -1);
+	assert_null(db);
+	snprintf(want, sizeof(want), "%s/queue.db: No such file or directory",
+	    sub);
+	assert_string_equal(err, want);
+
+	snprintf(sub, sizeof(sub), "%s/link", f->dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	snprintf(path, sizeof(path), "%s/queue.db", sub);
+	assert_int_equal(symlink("../elsewhere.db", path), 0);
+	assert_int_equal(queue_db_open(&db, sub, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s: Too many levels of symbolic links",
+	    path);
+	assert_string_equal(err, want);
+	snprintf(want, sizeof(want), "%s/elsewhere.db", f->dir);
+	assert_int_equal(stat(want, &sb), -1);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(queue_db_open(&db, sub, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s: not a regular file", path);
+	assert_string_equal(err, want);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(sub), 0);
+}
+
 /* 50 messages in one transaction: invisible before COMMIT, all after. */
 static void
 test_group_commit_50(void **state)
@@ -686,6 +722,39 @@ test_due_marks_inflight(void **state)
 	assert_int_equal(cnt[EVP_INFLIGHT], 40);
 	assert_int_equal(msgs, 20);
 	assert_int_equal(oldest, 810);
+}
+
+static int
+remove_cb(void *arg, const struct queue_envelope *e)
+{
+	struct queue_db	*db = arg;
+
+	assert_int_equal(queue_db_remove_envelope(db, e->evpid), 1);
+	return 0;
+}
+
+/* The callback may also remove what it is given (delivered, expired). */
+static void
+test_due_removes(void **state)
+{
+	struct fixture	*f = *state;
+	struct testmsg	 t;
+	size_t		 i, cnt[4], msgs;
+	int64_t		 oldest;
+	uint8_t		*body = make_body(5000, 6);
+	char		 err[256];
+
+	for (i = 0; i < 12; i++) {
+		testmsg_init(&t, i, 1 + i % 2, 100 + i, body, 5000);
+		add_one(f->db, &t);
+	}
+	assert_int_equal(queue_db_due(f->db, 1000, 100, remove_cb, f->db), 18);
+	counts(f->db, cnt, &msgs, &oldest);
+	assert_int_equal(cnt[EVP_PENDING], 0);
+	assert_int_equal(msgs, 0);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM chunk"), 0);
+	assert_int_equal(queue_db_check(f->db, err, sizeof(err)), 0);
+	free(body);
 }
 
 /* Defer records the failure; next_wakeup follows the earliest next_try. */
@@ -1348,6 +1417,15 @@ test_query_plans(void **state)
 	if (queue_db_check_plans(f->db, err, sizeof(err)) == -1)
 		fail_msg("plan: %s", err);
 	assert_string_equal(err, "");
+
+	/* Without the (state, next_try) index the check must notice. */
+	queue_db_close(f->db);
+	f->db = NULL;
+	raw_exec(f, "DROP INDEX envelope_due");
+	reopen(f);
+	assert_int_equal(queue_db_check_plans(f->db, err, sizeof(err)), -1);
+	assert_string_equal(err, "SCAN envelope: UPDATE envelope SET "
+	    "state = 0, next_try = ?1 WHERE state = 1");
 }
 
 /* Throughput of the durable store: 4 KiB messages, 1 envelope, 20 per
@@ -1392,12 +1470,14 @@ main(void)
 		T(test_schema_version),
 		T(test_newer_version_refused),
 		T(test_foreign_database_refused),
+		T(test_open_refusals),
 		T(test_group_commit_50),
 		T(test_rollback),
 		T(test_body_round_trip),
 		T(test_body_pipe),
 		T(test_due_ordering_and_max),
 		T(test_due_marks_inflight),
+		T(test_due_removes),
 		T(test_defer_next_wakeup),
 		T(test_recover_inflight),
 		T(test_remove_last_envelope),
