@@ -679,10 +679,14 @@ static int
 qdb_insert_id(struct queue_db *db, sqlite3_stmt *st, uint64_t *id,
     const char *op)
 {
-	int	 i, rc;
+	int	 i, rc, preset = *id != 0;
 
 	for (i = 0; i < QDB_ID_TRIES; i++) {
-		*id = qdb_new_id();
+		/* A preset id (announced already) is tried once only. */
+		if (!preset)
+			*id = qdb_new_id();
+		else if (i > 0)
+			break;
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)*id);
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);

@@ -49,7 +49,8 @@ struct queue_envelope_new {
 };
 
 struct queue_message_new {
-	uint64_t	 msgid;		/* out: random, nonzero, unique */
+	uint64_t	 msgid;		/* in: 0, or an id already announced;
+				   out: random, nonzero, unique */
 	const char	*sender;	/* "" for the null sender */
 	const char	*envid;		/* DSN ENVID, "" if none */
 	int		 dsn_ret;	/* 0 none, 1 FULL, 2 HDRS */

@@ -55,6 +55,7 @@ CMD_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C",
 NOFILE_WANT = 8192
 POLL = 0.1		# seconds between Maildir counts
 GRACE = 1.0		# settle time before the final (duplicate) count
+QUIET = 0.2		# CPU share others may use for results to count as clean
 
 
 class BenchError(Exception):
@@ -80,6 +81,18 @@ def run_cmd(argv, timeout=120, check=True):
 		raise BenchError("%s: exit %d\n%s%s" % (" ".join(argv),
 		    r.returncode, r.stdout, r.stderr))
 	return r
+
+
+def cpu_busy(seconds=1.0):
+	"""Share of all CPUs busy over the next seconds, other programs' work."""
+	def sample():
+		with open("/proc/stat") as f:
+			v = [int(x) for x in f.readline().split()[1:]]
+		return sum(v), v[3] + v[4]		# total, idle + iowait
+	t0, i0 = sample()
+	time.sleep(seconds)
+	t1, i1 = sample()
+	return 1.0 - (i1 - i0) / max(1, t1 - t0)
 
 
 def host_info():
@@ -116,6 +129,7 @@ def host_info():
 	    "tmp_fs": fstype,
 	    "postfix_version": pf,
 	    "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+	    "cpu_busy_start": round(cpu_busy(), 3),
 	}
 
 
@@ -168,17 +182,21 @@ def free_port():
 # ---------------------------------------------------------------- /proc
 
 def proc_stat(pid):
-	"""dict of ppid, pgrp, session, state, start, cpu ticks; or None."""
+	"""
+	dict of name, ppid, pgrp, session, state, start time and CPU ticks
+	(own, and of reaped children); None if pid is gone.
+	"""
 	try:
 		with open("/proc/%d/stat" % pid, "rb") as f:
 			data = f.read()
 	except OSError:
 		return None
-	rp = data.rindex(b")")
+	lp, rp = data.index(b"("), data.rindex(b")")
 	f = data[rp + 2:].split()
-	return {"state": f[0].decode(), "ppid": int(f[1]), "pgrp": int(f[2]),
+	return {"name": data[lp + 1:rp].decode(errors="replace"),
+	    "state": f[0].decode(), "ppid": int(f[1]), "pgrp": int(f[2]),
 	    "session": int(f[3]), "start": int(f[19]),
-	    "cpu": int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])}
+	    "self": int(f[11]) + int(f[12]), "reaped": int(f[13]) + int(f[14])}
 
 
 def all_procs():
@@ -228,6 +246,37 @@ def mem_kib(pid):
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def cpu_used(before, after):
+	"""
+	(total seconds, {program: seconds}) the instance used between two
+	snapshots.  The time of a child that exited in between shows up in
+	its parent's "reaped" counter and is booked as "PARENT children",
+	minus what that child had used before the first snapshot.
+	"""
+	use = {}
+
+	def book(name, ticks):
+		use[name] = use.get(name, 0) + ticks
+
+	for pid, st in after.items():
+		old = before.get(pid)
+		if old is not None and old["start"] != st["start"]:
+			old = None
+		book(st["name"], st["self"] - (old["self"] if old else 0))
+		book(st["name"] + " children", st["reaped"] -
+		    (old["reaped"] if old else 0))
+	for pid, st in before.items():
+		new = after.get(pid)
+		if new is not None and new["start"] == st["start"]:
+			continue
+		parent = after.get(st["ppid"])
+		name = parent["name"] if parent else st["name"]
+		book(name + " children", -(st["self"] + st["reaped"]))
+	total = sum(use.values()) / CLK_TCK
+	return total, {k: v / CLK_TCK for k, v in sorted(use.items(),
+	    key=lambda kv: -kv[1]) if v > 0}
+
+
 # ---------------------------------------------------------------- instances
 
 class Instance:
@@ -272,11 +321,11 @@ class Instance:
 		mem = [mem_kib(p) for p in pids]
 		return sum(m[0] for m in mem), sum(m[1] for m in mem), len(pids)
 
-	def cpu_seconds(self):
-		"""CPU time used so far by the instance, reaped children included."""
+	def cpu_snapshot(self):
+		"""pid -> proc_stat of the instance, for cpu_used()."""
 		procs = all_procs()
-		found = tree(procs, self.roots(procs))
-		return sum(procs[p]["cpu"] for p in found) / CLK_TCK
+		return {p: procs[p] for p in tree(procs, self.roots(procs))}
+
 
 	def wait_ready(self, timeout=20.0):
 		"""Poll the port until it greets with 220."""
@@ -679,7 +728,7 @@ def run_throughput(inst, args):
 			    "progress for %ds\n%s" % (inst.name, n, args.warmup,
 			    inst.maildir, args.stall, inst.log_tail()))
 	expected = args.warmup + args.messages
-	cpu0 = inst.cpu_seconds()
+	cpu0 = inst.cpu_snapshot()
 	t0 = time.monotonic()
 	sec, r, cmd = smtp_source(inst.port, args.messages, args.sessions,
 	    args.size, timeout)
@@ -694,8 +743,9 @@ def run_throughput(inst, args):
 		    "no progress for %ds\n%s" % (inst.name, n - args.warmup,
 		    args.messages, inst.maildir, args.warmup, args.stall,
 		    inst.log_tail()))
-	res["cpu_ms_per_msg"] = (inst.cpu_seconds() - cpu0) * 1000.0 / \
-	    args.messages
+	total, by_prog = cpu_used(cpu0, inst.cpu_snapshot())
+	res["cpu_ms_per_msg"] = total * 1000.0 / args.messages
+	res["cpu_s_by_program"] = by_prog
 	res["deliver_s"] = done - t0
 	res["deliver_rate"] = args.messages / (done - t0)
 	time.sleep(GRACE)
@@ -776,13 +826,12 @@ def one(kind, what, args, failures):
 	"""Run one measurement on a fresh instance; its result dict or None."""
 	inst = Postern(args.build, args.keep) if kind == "postern" else \
 	    Postfix(args.keep)
-	failed = True
+	failed = False
 	try:
-		res = run_throughput(inst, args) if what == "throughput" else \
+		return run_throughput(inst, args) if what == "throughput" else \
 		    run_memory(inst, args)
-		failed = False
-		return res
 	except BenchError as e:
+		failed = True	# keep the directory for the post-mortem
 		msg = "%s %s FAILED: %s" % (kind, what, e)
 		loud(msg)
 		failures.append(msg)
@@ -828,13 +877,14 @@ def medians(results):
 	return out
 
 
-def render(host, args, med, failures):
+def render(host, args, med, results, failures):
 	lines = [
 	    "Postern vs Postfix %s -- %s" % (host["postfix_version"],
 		host["date"]),
 	    "host: nproc=%d, cpu=%s, kernel=%s, /tmp on %s, "
-		"load average at start %s" % (host["nproc"], host["cpu"],
-		host["kernel"], host["tmp_fs"],
+		"CPU busy at start %.0f%%, load average %s" % (host["nproc"],
+		host["cpu"], host["kernel"], host["tmp_fs"],
+		100 * host["cpu_busy_start"],
 		" ".join("%.2f" % x for x in host["loadavg_start"])),
 	    "work: %d messages x %d-byte body, %d parallel plaintext sessions "
 		"(smtp-source, one message per connection), 1 recipient, "
@@ -843,11 +893,10 @@ def render(host, args, med, failures):
 		args.sessions, args.warmup, args.idle, args.rounds),
 	    "",
 	]
-	busy = max(host["loadavg_start"][0], max(host.get("loadavg_end",
-	    (0,)))) > host["nproc"] / 2
-	if busy:
-		lines += ["WARNING: the machine was busy (load average above "
-		    "nproc/2): the numbers are noisy.", ""]
+	if host["cpu_busy_start"] > QUIET:
+		lines += ["WARNING: other programs kept %.0f%% of the CPUs busy "
+		    "when the bench started: the numbers are noisy." %
+		    (100 * host["cpu_busy_start"]), ""]
 	w = max(len(m[2]) for m in METRICS)
 	lines.append("%-*s  %10s  %10s  %15s" % (w, "metric", "Postern",
 	    "Postfix", "Postern/Postfix"))
@@ -866,8 +915,15 @@ def render(host, args, med, failures):
 		row = med.get(key, {})
 		for mta in ("postern", "postfix"):
 			if mta in row:
-				lines.append("  %-16s %-8s %s" % (key, mta,
+				lines.append("  %-20s %-8s %s" % (key, mta,
 				    " ".join(fmt % v for v in row[mta][1])))
+	lines += ["", "MTA CPU seconds by program during each timed run:"]
+	for mta, runs in results["throughput"].items():
+		for i, r in enumerate(runs):
+			if r:
+				lines.append("  %-8s %d: %s" % (mta, i + 1, ", ".join(
+				    "%s %.1f" % kv for kv in
+				    r["cpu_s_by_program"].items())))
 	lines.append("load average at end: %s" % " ".join("%.2f" % x for x in
 	    host.get("loadavg_end", ())))
 	if failures:
@@ -891,6 +947,9 @@ def main():
 	    help="idle sessions for the memory measurement (0: skip)")
 	ap.add_argument("--stall", type=int, default=30,
 	    help="seconds without a new delivery before a run fails")
+	ap.add_argument("--wait-quiet", type=int, default=30,
+	    help="wait up to this many seconds for other programs to leave "
+	    "the CPUs mostly idle before starting")
 	ap.add_argument("--only", choices=("postern", "postfix"),
 	    help="measure one MTA only")
 	ap.add_argument("--keep", action="store_true",
@@ -922,6 +981,13 @@ def main():
 	if nofile != resource.RLIM_INFINITY and nofile < args.idle + 64:
 		sys.exit("RLIMIT_NOFILE %d is too low for %d idle sessions" %
 		    (nofile, args.idle))
+	deadline = time.monotonic() + args.wait_quiet
+	while time.monotonic() < deadline:
+		busy = cpu_busy(2.0)
+		if busy <= QUIET:
+			break
+		say("waiting for a quieter machine: CPUs %.0f%% busy" %
+		    (100 * busy))
 	host = host_info()
 	say("bench: %s, nproc=%d, %s, kernel %s; Postfix %s; build %s" % (
 	    host["date"], host["nproc"], host["cpu"], host["kernel"],
@@ -943,6 +1009,8 @@ def main():
 				    "%.2fs (%.0f msg/s), CPU %.2f ms/msg" %
 				    (r["accept_rate"], r["deliver_s"],
 				    r["deliver_rate"], r["cpu_ms_per_msg"]))
+				say("  CPU seconds: %s" % ", ".join("%s %.1f" % kv
+				    for kv in r["cpu_s_by_program"].items()))
 		if args.idle > 0:
 			for mta in order:
 				say("round %d/%d: %s memory (%d idle sessions)" %
@@ -960,7 +1028,7 @@ def main():
 					    r["open_s"]))
 	host["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
 	med = medians(results)
-	text = render(host, args, med, failures)
+	text = render(host, args, med, results, failures)
 	say("")
 	say(text)
 	os.makedirs(args.out, exist_ok=True)
