@@ -32,6 +32,7 @@
 #define CONF_MAXSIZE	((size_t)1024 * 1024 * 1024)	/* 1G */
 #define CONF_MAXRCPT	100000
 #define CONF_MAXERRORS	1000
+#define CONF_MAXTLSWORKERS	64
 #define CONF_MAXTIMEOUT	(24 * 3600)
 #define CONF_MAXEXPIRE	(365 * 24 * 3600)
 
@@ -112,6 +113,9 @@ struct conf_parser {
 	int			 set_warn;
 	int			 set_retry_min;
 	int			 set_retry_max;
+	int			 set_tls_ciphers;
+	int			 set_tls_workers;
+	int			 set_tls_ca;
 };
 
 static void	conf_err(struct conf_parser *, int, int, const char *, ...)
@@ -176,6 +180,7 @@ static int	conf_st_count(struct conf_parser *, struct conf_pos,
 		    const char *);
 static int	conf_st_timeout(struct conf_parser *, struct conf_pos);
 static int	conf_st_pki(struct conf_parser *, struct conf_pos);
+static int	conf_st_tls(struct conf_parser *, struct conf_pos);
 static int	conf_st_table(struct conf_parser *, struct conf_pos);
 static int	conf_st_listen(struct conf_parser *, struct conf_pos);
 static int	conf_st_action(struct conf_parser *, struct conf_pos);
@@ -1337,6 +1342,62 @@ conf_st_timeout(struct conf_parser *p, struct conf_pos kw)
 	return conf_eol(p);
 }
 
+/* tls ciphers default|compat | tls workers N | tls ca PATH */
+static int
+conf_st_tls(struct conf_parser *p, struct conf_pos kw)
+{
+	struct conf_token	*t;
+	struct postern_conf	*c = p->conf;
+	long long		 n;
+	char			 show[CONF_SHOWMAX];
+
+	if ((t = conf_value(p, "tls setting")) == NULL)
+		return -1;
+	if (conf_is_kw(t, "ciphers")) {
+		if (p->set_tls_ciphers) {
+			conf_terr(p, t, "duplicate 'tls ciphers'");
+			return -1;
+		}
+		p->set_tls_ciphers = 1;
+		if ((t = conf_value(p, "cipher policy")) == NULL)
+			return -1;
+		if (strcmp(t->str, "default") == 0)
+			c->tls_ciphers = CONF_TLS_CIPHERS_DEFAULT;
+		else if (strcmp(t->str, "compat") == 0)
+			c->tls_ciphers = CONF_TLS_CIPHERS_COMPAT;
+		else {
+			conf_terr(p, t, "unknown cipher policy '%s' (default "
+			    "or compat)", conf_show(show, sizeof(show),
+			    t->str));
+			return -1;
+		}
+	} else if (conf_is_kw(t, "workers")) {
+		if (p->set_tls_workers) {
+			conf_terr(p, t, "duplicate 'tls workers'");
+			return -1;
+		}
+		p->set_tls_workers = 1;
+		if (conf_number(p, "tls workers", 1, CONF_MAXTLSWORKERS,
+		    &n) == -1)
+			return -1;
+		c->tls_workers = n;
+	} else if (conf_is_kw(t, "ca")) {
+		if (p->set_tls_ca) {
+			conf_terr(p, t, "duplicate 'tls ca'");
+			return -1;
+		}
+		p->set_tls_ca = 1;
+		if (conf_abspath(p, "tls ca path", c->tls_ca,
+		    sizeof(c->tls_ca)) == -1)
+			return -1;
+	} else {
+		conf_terr(p, t, "unknown tls setting '%s'",
+		    conf_show(show, sizeof(show), t->str));
+		return -1;
+	}
+	return conf_eol(p);
+}
+
 /* pki NAME cert PATH key PATH */
 static int
 conf_st_pki(struct conf_parser *p, struct conf_pos kw)
@@ -1357,8 +1418,21 @@ conf_st_pki(struct conf_parser *p, struct conf_pos kw)
 		    conf_show(show, sizeof(show), t->str));
 		return -1;
 	}
-	if (config_pki(p->conf, t->str) != NULL) {
-		conf_terr(p, t, "duplicate pki '%s'", t->str);
+	{
+		struct pki_conf	*o;
+		int		 n = 0;
+
+		/* One RSA and one ECDSA pair may share a name. */
+		TAILQ_FOREACH(o, &p->conf->pkis, entry)
+			if (strcmp(o->name, t->str) == 0)
+				n++;
+		if (n >= 2) {
+			conf_terr(p, t, "pki '%s' given more than twice (one "
+			    "RSA and one ECDSA pair at most)", t->str);
+			return -1;
+		}
+	}
+	if (0) {
 		return -1;
 	}
 	if ((pki = calloc(1, sizeof(*pki))) == NULL) {
@@ -2164,6 +2238,14 @@ conf_defaults(struct conf_parser *p)
 		c->queue_retry_min = CONF_DEFAULT_RETRY_MIN;
 	if (!p->set_retry_max)
 		c->queue_retry_max = CONF_DEFAULT_RETRY_MAX;
+	if (!p->set_tls_ca)
+		strlcpy(c->tls_ca, CONF_DEFAULT_TLS_CA, sizeof(c->tls_ca));
+	if (!p->set_tls_workers) {
+		long	 n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		c->tls_workers = n < 1 ? 1 : n > CONF_MAXTLSWORKERS ?
+		    CONF_MAXTLSWORKERS : (unsigned int)n;
+	}
 	TAILQ_FOREACH(l, &c->listeners, entry) {
 		if (l->is_socket) {
 			if (l->path[0] == '\0')
@@ -2298,6 +2380,8 @@ config_parse(const char *fname, const char *text, size_t len,
 			rv = conf_st_timeout(p, kw);
 		else if (strcmp(word, "pki") == 0)
 			rv = conf_st_pki(p, kw);
+		else if (strcmp(word, "tls") == 0)
+			rv = conf_st_tls(p, kw);
 		else if (strcmp(word, "table") == 0)
 			rv = conf_st_table(p, kw);
 		else if (strcmp(word, "listen") == 0)

@@ -33,6 +33,12 @@
 #define CONF_DEFAULT_WARN	(4 * 3600)
 #define CONF_DEFAULT_RETRY_MIN	300
 #define CONF_DEFAULT_RETRY_MAX	(4 * 3600)
+#define CONF_DEFAULT_TLS_CA	"/etc/ssl/certs/ca-certificates.crt"
+
+enum conf_tls_ciphers {
+	CONF_TLS_CIPHERS_DEFAULT,	/* TLS 1.2, ECDHE + AEAD only */
+	CONF_TLS_CIPHERS_COMPAT,	/* also TLS 1.0/1.1, CBC, RSA kx */
+};
 
 struct pki_conf {
 	TAILQ_ENTRY(pki_conf)	 entry;
@@ -135,6 +141,9 @@ struct postern_conf {
 	unsigned int		 queue_warn;		/* seconds */
 	unsigned int		 queue_retry_min;	/* first retry delay, s */
 	unsigned int		 queue_retry_max;	/* longest retry delay, s */
+	enum conf_tls_ciphers	 tls_ciphers;
+	unsigned int		 tls_workers;		/* tlsd processes */
+	char			 tls_ca[PATH_MAX];	/* CA bundle, outbound */
 	struct pki_list		 pkis;
 	struct table_list	 tables;
 	struct listen_list	 listeners;

@@ -250,8 +250,8 @@ def cpu_used(before, after):
 	"""
 	(total seconds, {program: seconds}) the instance used between two
 	snapshots.  The time of a child that exited in between shows up in
-	its parent's "reaped" counter and is booked as "PARENT children",
-	minus what that child had used before the first snapshot.
+	its parent's "reaped" counter and is booked as "PARENT (reaped
+	children)", minus what that child had used before the first snapshot.
 	"""
 	use = {}
 
@@ -263,7 +263,7 @@ def cpu_used(before, after):
 		if old is not None and old["start"] != st["start"]:
 			old = None
 		book(st["name"], st["self"] - (old["self"] if old else 0))
-		book(st["name"] + " children", st["reaped"] -
+		book(st["name"] + " (reaped children)", st["reaped"] -
 		    (old["reaped"] if old else 0))
 	for pid, st in before.items():
 		new = after.get(pid)
@@ -271,7 +271,7 @@ def cpu_used(before, after):
 			continue
 		parent = after.get(st["ppid"])
 		name = parent["name"] if parent else st["name"]
-		book(name + " children", -(st["self"] + st["reaped"]))
+		book(name + " (reaped children)", -(st["self"] + st["reaped"]))
 	total = sum(use.values()) / CLK_TCK
 	return total, {k: v / CLK_TCK for k, v in sorted(use.items(),
 	    key=lambda kv: -kv[1]) if v > 0}
@@ -394,15 +394,15 @@ class Instance:
 
 	def log_tail(self, n=25):
 		lines = self.log_text().splitlines()
-		bad = [l for l in lines if any(w in l.lower() for w in
+		bad = [l for l in lines[:-n] if any(w in l.lower() for w in
 		    ("fatal", "error", "warn", "panic", "defer", "bounce",
 		    "reject"))]
 		out = "--- %s: last %d log lines (%s) ---\n" % (self.name,
 		    min(n, len(lines)), self.log_path)
 		out += "\n".join(lines[-n:]) or "(empty log)"
 		if bad:
-			out += "\n--- %s: %d warning/error lines, first 15 ---\n" % (
-			    self.name, len(bad))
+			out += "\n--- %s: %d earlier warning/error lines, first 15 " \
+			    "---\n" % (self.name, len(bad))
 			out += "\n".join(bad[:15])
 		return out
 
@@ -521,7 +521,8 @@ setgid_group = postdrop
 syslog_name = postfix-bench
 maillog_file = {d}/maillog
 maillog_file_prefixes = {d}
-import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C POSTLOG_SERVICE POSTLOG_HOSTNAME
+import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C
+    POSTLOG_SERVICE POSTLOG_HOSTNAME
 myhostname = bench.postfix
 mydomain = bench.postfix
 myorigin = $myhostname
@@ -901,15 +902,23 @@ def render(host, args, med, results, failures):
 	lines.append("%-*s  %10s  %10s  %15s" % (w, "metric", "Postern",
 	    "Postfix", "Postern/Postfix"))
 	lines.append("-" * (w + 41))
-	for key, _, label, fmt in METRICS:
+	for key, what, label, fmt in METRICS:
 		row = med.get(key, {})
+		cells = []
+		for mta in ("postern", "postfix"):
+			v = row.get(mta, (None,))[0]
+			if v is not None:
+				cells.append(fmt % v)
+			elif not getattr(args, mta) or (what == "memory" and
+			    args.idle == 0):
+				cells.append("-")
+			else:
+				cells.append("FAILED")
 		pn = row.get("postern", (None,))[0]
 		pf = row.get("postfix", (None,))[0]
 		ratio = "%.2f" % (pn / pf) if pn is not None and pf else "-"
-		lines.append("%-*s  %10s  %10s  %15s" % (w, label,
-		    fmt % pn if pn is not None else "FAILED" if args.postern
-		    else "-", fmt % pf if pf is not None else "FAILED" if
-		    args.postfix else "-", ratio))
+		lines.append("%-*s  %10s  %10s  %15s" % (w, label, cells[0],
+		    cells[1], ratio))
 	lines += ["", "per round:"]
 	for key, _, label, fmt in METRICS:
 		row = med.get(key, {})

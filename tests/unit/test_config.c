@@ -582,8 +582,18 @@ static const struct {
 	{ "hostname a\rb\n", "t.conf:1:11: unexpected character 0x0d" },
 	{ "pki p cert /c\n", "t.conf:1:1: pki 'p' needs a key" },
 	{ "pki p key /k\n", "t.conf:1:1: pki 'p' needs a cert" },
-	{ "pki p cert /c key /k\npki p cert /c key /k\n",
-	    "t.conf:2:5: duplicate pki 'p'" },
+	{ "pki p cert /c key /k\npki p cert /c key /k\n"
+	    "pki p cert /c key /k\n",
+	    "t.conf:3:5: pki 'p' given more than twice (one RSA and one "
+	    "ECDSA pair at most)" },
+	{ "tls ciphers weak\n",
+	    "t.conf:1:13: unknown cipher policy 'weak' (default or compat)" },
+	{ "tls workers 0\n", "t.conf:1:13: tls workers must be between 1 "
+	    "and 64" },
+	{ "tls ca relative\n", "t.conf:1:8: tls ca path must be absolute" },
+	{ "tls frobnicate\n", "t.conf:1:5: unknown tls setting 'frobnicate'" },
+	{ "tls ciphers compat\ntls ciphers default\n",
+	    "t.conf:2:5: duplicate 'tls ciphers'" },
 	{ "pki p cert c key /k\n", "t.conf:1:12: cert path must be absolute" },
 	{ "pki p cert /c cert /d\n", "t.conf:1:15: duplicate 'cert'" },
 	{ "pki \"a b\" cert /c key /k\n", "t.conf:1:5: invalid pki name 'a b'" },
