@@ -41,6 +41,7 @@ imsgbuf_clear(struct imsgbuf *ib)
 		TAILQ_REMOVE(&ib->outq, o, entry);
 		if (o->fd != -1)
 			close(o->fd);
+		explicit_bzero(o->buf, o->len);
 		free(o->buf);
 		free(o);
 	}
@@ -310,6 +311,8 @@ imsgbuf_write(struct imsgbuf *ib)
 			}
 			n -= left;
 			TAILQ_REMOVE(&ib->outq, o, entry);
+			/* Frames may carry keys (parent -> tlsd): wipe them. */
+			explicit_bzero(o->buf, o->len);
 			free(o->buf);
 			free(o);
 		}

@@ -3,6 +3,7 @@
  * SECURITY: decoders check each field and reject trailing bytes; they are
  * the only code that reads a payload.
  */
+#include <ctype.h>
 #include <string.h>
 
 #include "proto.h"
@@ -241,6 +242,155 @@ proto_dec_deliver_result(struct imsg *m, struct msg_deliver_result *r)
 	return imsg_end(m);
 }
 
+void
+proto_enc_tls_setup(struct imsg_payload *p, const struct msg_tls_setup *t)
+{
+	imsg_add_u8(p, t->ciphers);
+	imsg_add_u64(p, t->cache_bytes);
+}
+
+int
+proto_dec_tls_setup(struct imsg *m, struct msg_tls_setup *t)
+{
+	GET(imsg_get_u8(m, &t->ciphers));
+	GET(imsg_get_u64(m, &t->cache_bytes));
+	if (t->ciphers > 1 || t->cache_bytes > 1024 * 1024 * 1024)
+		return -1;
+	return imsg_end(m);
+}
+
+void
+proto_enc_tls_pki(struct imsg_payload *p, const struct msg_tls_pki *k)
+{
+	imsg_add_string(p, k->name);
+	imsg_add_data(p, k->cert, k->certlen);
+	imsg_add_data(p, k->key, k->keylen);
+}
+
+int
+proto_dec_tls_pki(struct imsg *m, struct msg_tls_pki *k)
+{
+	GETSTR(m, k->name);
+	GET(imsg_get_data(m, &k->cert, &k->certlen));
+	GET(imsg_get_data(m, &k->key, &k->keylen));
+	if (k->name[0] == '\0' || k->certlen == 0 || k->keylen == 0)
+		return -1;
+	return imsg_end(m);
+}
+
+void
+proto_enc_tls_bytes(struct imsg_payload *p, const struct msg_tls_bytes *b)
+{
+	imsg_add_data(p, b->data, b->len);
+}
+
+int
+proto_dec_tls_bytes(struct imsg *m, struct msg_tls_bytes *b)
+{
+	GET(imsg_get_data(m, &b->data, &b->len));
+	return imsg_end(m);
+}
+
+void
+proto_enc_tls_worker_fd(struct imsg_payload *p,
+    const struct msg_tls_worker_fd *w)
+{
+	imsg_add_u32(p, w->index);
+}
+
+int
+proto_dec_tls_worker_fd(struct imsg *m, struct msg_tls_worker_fd *w)
+{
+	GET(imsg_get_u32(m, &w->index));
+	if (w->index >= 64)
+		return -1;
+	return imsg_end(m);
+}
+
+void
+proto_enc_tls_open(struct imsg_payload *p, const struct msg_tls_open *o)
+{
+	imsg_add_u8(p, o->mode);
+	imsg_add_string(p, o->name);
+}
+
+int
+proto_dec_tls_open(struct imsg *m, struct msg_tls_open *o)
+{
+	GET(imsg_get_u8(m, &o->mode));
+	GETSTR(m, o->name);
+	if (o->mode != TLS_OPEN_SERVER && o->mode != TLS_OPEN_CLIENT)
+		return -1;
+	return imsg_end(m);
+}
+
+void
+proto_enc_tls_handshake(struct imsg_payload *p,
+    const struct msg_tls_handshake *h)
+{
+	imsg_add_string(p, h->version);
+	imsg_add_string(p, h->suite);
+	imsg_add_string(p, h->sni);
+	imsg_add_u8(p, h->resumed);
+	imsg_add_u8(p, h->verified);
+	imsg_add_string(p, h->why);
+}
+
+int
+proto_dec_tls_handshake(struct imsg *m, struct msg_tls_handshake *h)
+{
+	const char	*c;
+
+	GETSTR(m, h->version);
+	GETSTR(m, h->suite);
+	GETSTR(m, h->sni);
+	GET(imsg_get_u8(m, &h->resumed));
+	GET(imsg_get_u8(m, &h->verified));
+	GETSTR(m, h->why);
+	if (h->resumed > 1 || h->verified > 1)
+		return -1;
+	/* These go into a Received: header: letters, digits, "-._" only. */
+	for (c = h->version; *c != '\0'; c++)
+		if (!isalnum((unsigned char)*c) && strchr("-._", *c) == NULL)
+			return -1;
+	for (c = h->suite; *c != '\0'; c++)
+		if (!isalnum((unsigned char)*c) && strchr("-._", *c) == NULL)
+			return -1;
+	return imsg_end(m);
+}
+
+void
+proto_enc_tls_close(struct imsg_payload *p, const struct msg_tls_close *c)
+{
+	imsg_add_u8(p, c->how);
+}
+
+int
+proto_dec_tls_close(struct imsg *m, struct msg_tls_close *c)
+{
+	GET(imsg_get_u8(m, &c->how));
+	if (c->how != TLS_CLOSE_NOTIFY && c->how != TLS_CLOSE_FORGET)
+		return -1;
+	return imsg_end(m);
+}
+
+void
+proto_enc_tls_closed(struct imsg_payload *p, const struct msg_tls_closed *c)
+{
+	imsg_add_u8(p, c->failed);
+	imsg_add_string(p, c->reason);
+}
+
+int
+proto_dec_tls_closed(struct imsg *m, struct msg_tls_closed *c)
+{
+	GET(imsg_get_u8(m, &c->failed));
+	GETSTR(m, c->reason);
+	if (c->failed > 1)
+		return -1;
+	return imsg_end(m);
+}
+
 int
 proto_decode_any(struct imsg *m)
 {
@@ -256,6 +406,14 @@ proto_decode_any(struct imsg *m)
 		struct msg_smtp_commit		c;
 		struct msg_deliver_local	dl;
 		struct msg_deliver_result	dr;
+		struct msg_tls_setup		ts;
+		struct msg_tls_pki		tp;
+		struct msg_tls_bytes		tb;
+		struct msg_tls_worker_fd	tw;
+		struct msg_tls_open		to;
+		struct msg_tls_handshake	th;
+		struct msg_tls_close		tc;
+		struct msg_tls_closed		tcd;
 	} u;
 
 	m->rpos = 0;
@@ -285,6 +443,26 @@ proto_decode_any(struct imsg *m)
 		return proto_dec_deliver_local(m, &u.dl);
 	case IMSG_DELIVER_RESULT:
 		return proto_dec_deliver_result(m, &u.dr);
+	case IMSG_TLS_SETUP:
+		return proto_dec_tls_setup(m, &u.ts);
+	case IMSG_TLS_PKI:
+		return proto_dec_tls_pki(m, &u.tp);
+	case IMSG_TLS_CA:
+	case IMSG_TLS_CIPHER:
+	case IMSG_TLS_CLEAR:
+		return proto_dec_tls_bytes(m, &u.tb);
+	case IMSG_TLS_SETUP_END:
+		return imsg_end(m);
+	case IMSG_TLS_WORKER_FD:
+		return proto_dec_tls_worker_fd(m, &u.tw);
+	case IMSG_TLS_OPEN:
+		return proto_dec_tls_open(m, &u.to);
+	case IMSG_TLS_HANDSHAKE:
+		return proto_dec_tls_handshake(m, &u.th);
+	case IMSG_TLS_CLOSE:
+		return proto_dec_tls_close(m, &u.tc);
+	case IMSG_TLS_CLOSED:
+		return proto_dec_tls_closed(m, &u.tcd);
 	}
 	return -1;
 }

@@ -40,6 +40,22 @@ enum imsg_type {
 	/* queue -> parent: local delivery, and the result */
 	IMSG_DELIVER_LOCAL = 40,
 	IMSG_DELIVER_RESULT,
+
+	/* parent -> tlsd: keys and settings, then READY; parent -> smtpd:
+	 * the pipe to one tlsd worker */
+	IMSG_TLS_SETUP = 60,
+	IMSG_TLS_PKI,
+	IMSG_TLS_CA,		/* a piece of the CA bundle */
+	IMSG_TLS_SETUP_END,
+	IMSG_TLS_WORKER_FD,
+
+	/* smtpd <-> tlsd, id = session id */
+	IMSG_TLS_OPEN = 70,	/* smtpd: start a session */
+	IMSG_TLS_CIPHER,	/* ciphertext, both ways */
+	IMSG_TLS_CLEAR,		/* cleartext, both ways */
+	IMSG_TLS_HANDSHAKE,	/* tlsd: the handshake is done */
+	IMSG_TLS_CLOSE,		/* smtpd: close_notify, or forget */
+	IMSG_TLS_CLOSED,	/* tlsd: the session is over */
 };
 
 /* IMSG_CONF_BLOB: kind 0 = the configuration, 1 = a table file. */
@@ -122,6 +138,75 @@ struct msg_deliver_result {
 	uint32_t	 status;	/* enum deliver_status */
 	char		 text[PROTO_REPLYLEN];
 };
+
+struct msg_tls_setup {
+	uint8_t		 ciphers;	/* enum conf_tls_ciphers */
+	uint64_t	 cache_bytes;	/* session cache size */
+};
+
+struct msg_tls_pki {
+	char		 name[PROTO_HOSTLEN];
+	const uint8_t	*cert;		/* PEM chain, points into the imsg */
+	size_t		 certlen;
+	const uint8_t	*key;		/* PEM key, points into the imsg */
+	size_t		 keylen;
+};
+
+struct msg_tls_worker_fd {
+	uint32_t	 index;
+};
+
+#define TLS_OPEN_SERVER	1
+#define TLS_OPEN_CLIENT	2
+struct msg_tls_open {
+	uint8_t		 mode;		/* TLS_OPEN_SERVER or _CLIENT */
+	char		 name[PROTO_HOSTLEN];	/* pki, or server name */
+};
+
+struct msg_tls_bytes {			/* CIPHER and CLEAR */
+	const uint8_t	*data;		/* points into the imsg */
+	size_t		 len;
+};
+
+struct msg_tls_handshake {
+	char		 version[16];
+	char		 suite[64];
+	char		 sni[PROTO_HOSTLEN];
+	uint8_t		 resumed;
+	uint8_t		 verified;	/* client sessions */
+	char		 why[PROTO_REPLYLEN];
+};
+
+#define TLS_CLOSE_NOTIFY	1	/* send close_notify, then CLOSED */
+#define TLS_CLOSE_FORGET	2	/* the client is gone: just free */
+struct msg_tls_close {
+	uint8_t		 how;
+};
+
+struct msg_tls_closed {
+	uint8_t		 failed;
+	char		 reason[PROTO_REPLYLEN];
+};
+
+void	proto_enc_tls_setup(struct imsg_payload *, const struct msg_tls_setup *);
+int	proto_dec_tls_setup(struct imsg *, struct msg_tls_setup *);
+void	proto_enc_tls_pki(struct imsg_payload *, const struct msg_tls_pki *);
+int	proto_dec_tls_pki(struct imsg *, struct msg_tls_pki *);
+void	proto_enc_tls_bytes(struct imsg_payload *, const struct msg_tls_bytes *);
+int	proto_dec_tls_bytes(struct imsg *, struct msg_tls_bytes *);
+void	proto_enc_tls_worker_fd(struct imsg_payload *,
+	    const struct msg_tls_worker_fd *);
+int	proto_dec_tls_worker_fd(struct imsg *, struct msg_tls_worker_fd *);
+void	proto_enc_tls_open(struct imsg_payload *, const struct msg_tls_open *);
+int	proto_dec_tls_open(struct imsg *, struct msg_tls_open *);
+void	proto_enc_tls_handshake(struct imsg_payload *,
+	    const struct msg_tls_handshake *);
+int	proto_dec_tls_handshake(struct imsg *, struct msg_tls_handshake *);
+void	proto_enc_tls_close(struct imsg_payload *, const struct msg_tls_close *);
+int	proto_dec_tls_close(struct imsg *, struct msg_tls_close *);
+void	proto_enc_tls_closed(struct imsg_payload *,
+	    const struct msg_tls_closed *);
+int	proto_dec_tls_closed(struct imsg *, struct msg_tls_closed *);
 
 void	proto_enc_conf_blob(struct imsg_payload *, const struct msg_conf_blob *);
 int	proto_dec_conf_blob(struct imsg *, struct msg_conf_blob *);

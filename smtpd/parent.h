@@ -13,9 +13,9 @@
 
 enum parent_child {
 	CHILD_SMTPD,
-	CHILD_TLSD,
 	CHILD_QUEUE,
-	CHILD_MAX,
+	CHILD_TLSD,		/* the first tlsd worker; more follow */
+	CHILD_MAX = CHILD_TLSD + 64,
 };
 
 struct parent_proc {
@@ -35,5 +35,11 @@ void	parent_local_request(struct postern_conf *, struct imsg *,
  * returns 1 if it was a delivery child. */
 int	parent_local_reap(pid_t, int status);
 void	parent_local_shutdown(void);
+
+/* parent_tls.c: certificates and keys for tlsd. */
+/* Check and read every pki of conf and ship them, with the settings and
+ * the CA bundle, to one tlsd worker; key bytes are wiped after.  Returns
+ * -1 with a message logged when a file is missing or unsafe. */
+int	parent_tls_ship(struct postern_conf *, struct imsgbuf *);
 
 #endif

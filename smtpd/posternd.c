@@ -45,9 +45,9 @@ struct listener_sock {
 
 static struct parent_proc procs[CHILD_MAX] = {
 	[CHILD_SMTPD] = { .name = "smtpd", .program = "postern-smtpd" },
-	[CHILD_TLSD] = { .name = "tlsd", .program = "postern-tlsd" },
 	[CHILD_QUEUE] = { .name = "queue", .program = "postern-queue" },
 };
+static int			 nprocs;	/* CHILD_TLSD + workers */
 
 static struct postern_conf	*conf;
 static const char		*conffile = PARENT_CONFFILE;
@@ -166,23 +166,47 @@ main(int argc, char *argv[])
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp_smtpd) ==
 	    -1 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
-	    sp_tlsd) == -1 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
-	    0, sp_queue) == -1 || socketpair(AF_UNIX,
-	    SOCK_STREAM | SOCK_CLOEXEC, 0, sp_peer) == -1)
+	    sp_queue) == -1 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
+	    0, sp_peer) == -1)
 		fatal("socketpair");
 
 	signal(SIGPIPE, SIG_IGN);
 	parent_start(CHILD_QUEUE, sp_queue[1], sp_peer[1]);
 	parent_start(CHILD_SMTPD, sp_smtpd[1], sp_peer[0]);
-	parent_start(CHILD_TLSD, sp_tlsd[1], -1);
 	close(sp_queue[1]);
 	close(sp_smtpd[1]);
-	close(sp_tlsd[1]);
 	close(sp_peer[0]);
 	close(sp_peer[1]);
 	imsgbuf_init(&procs[CHILD_QUEUE].ib, sp_queue[0]);
 	imsgbuf_init(&procs[CHILD_SMTPD].ib, sp_smtpd[0]);
-	imsgbuf_init(&procs[CHILD_TLSD].ib, sp_tlsd[0]);
+
+	/* TLS workers: a pipe to us and one to smtpd each. */
+	nprocs = CHILD_TLSD + conf->tls_workers;
+	for (i = CHILD_TLSD; i < (size_t)nprocs; i++) {
+		struct imsg_payload		 p;
+		struct msg_tls_worker_fd	 w;
+
+		procs[i].name = "tlsd";
+		procs[i].program = "postern-tlsd";
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+		    sp_tlsd) == -1 || socketpair(AF_UNIX,
+		    SOCK_STREAM | SOCK_CLOEXEC, 0, sp_peer) == -1)
+			fatal("socketpair");
+		parent_start(i, sp_tlsd[1], sp_peer[1]);
+		close(sp_tlsd[1]);
+		close(sp_peer[1]);
+		imsgbuf_init(&procs[i].ib, sp_tlsd[0]);
+		/* smtpd gets its end before its configuration. */
+		w.index = i - CHILD_TLSD;
+		imsg_payload_init(&p);
+		proto_enc_tls_worker_fd(&p, &w);
+		if (imsg_compose_payload(&procs[CHILD_SMTPD].ib,
+		    IMSG_TLS_WORKER_FD, 0, sp_peer[0], &p) == -1)
+			fatal("compose worker fd");
+		imsg_payload_free(&p);
+		if (parent_tls_ship(conf, &procs[i].ib) == -1)
+			exit(1);
+	}
 
 	event_init();
 	parent_local_init();
@@ -202,7 +226,7 @@ main(int argc, char *argv[])
 	}
 	free(socks);
 
-	for (i = 0; i < CHILD_MAX; i++) {
+	for (i = 0; i < (size_t)nprocs; i++) {
 		if (fcntl(procs[i].ib.fd, F_SETFL, O_NONBLOCK) == -1)
 			fatal("fcntl");
 		procs[i].events = 0;
@@ -296,13 +320,6 @@ parent_listen(struct listener_sock **out, size_t *nout)
 			    l->path);
 			continue;
 		}
-		if (l->tls != LISTEN_PLAIN) {
-			/* Never serve a TLS port in cleartext. */
-			log_warnx("%s:%d: listen on %s port %u: TLS is not "
-			    "available yet in this version", conffile, l->line,
-			    l->addr, l->port);
-			return -1;
-		}
 		memset(&hints, 0, sizeof(hints));
 		hints.ai_family = AF_UNSPEC;
 		hints.ai_socktype = SOCK_STREAM;
@@ -377,12 +394,12 @@ parent_start(enum parent_child which, int fd_parent, int fd_peer)
 		return;
 	}
 
-	/* Child: fixed descriptors, nothing else inherited. */
-	if (fd_parent == PROC_FD_PEER) {
-		/* Move it out of the way before placing the peer. */
-		if ((fd_parent = fcntl(fd_parent, F_DUPFD, 10)) == -1)
-			_exit(1);
-	}
+	/* Child: fixed descriptors, nothing else inherited.  Move both
+	 * out of the way first so neither dup2 clobbers the other. */
+	if ((fd_parent = fcntl(fd_parent, F_DUPFD, 10)) == -1)
+		_exit(1);
+	if (fd_peer != -1 && (fd_peer = fcntl(fd_peer, F_DUPFD, 10)) == -1)
+		_exit(1);
 	if (dup2(fd_parent, PROC_FD_PARENT) == -1)
 		_exit(1);
 	if (fd_peer != -1 && dup2(fd_peer, PROC_FD_PEER) == -1)
@@ -507,7 +524,7 @@ parent_dispatch(int fd, short ev, void *arg)
 		if (rv == -1)
 			fatalx("%s: malformed message", p->name);
 	}
-	for (n = 0; n < CHILD_MAX; n++)
+	for (n = 0; n < nprocs; n++)
 		if (procs[n].events != 0)
 			parent_update_event(&procs[n]);
 }
@@ -529,10 +546,10 @@ parent_sig(int sig, short ev, void *arg)
 		break;
 	case SIGCHLD:
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-			for (i = 0; i < CHILD_MAX; i++)
+			for (i = 0; i < nprocs; i++)
 				if (procs[i].pid == pid)
 					break;
-			if (i == CHILD_MAX) {
+			if (i == nprocs) {
 				if (parent_local_reap(pid, status) &&
 				    procs[CHILD_QUEUE].events != 0)
 					parent_update_event(
@@ -556,7 +573,7 @@ parent_sig(int sig, short ev, void *arg)
 			}
 		}
 		if (stopping) {
-			for (i = 0; i < CHILD_MAX; i++)
+			for (i = 0; i < nprocs; i++)
 				if (procs[i].pid != 0)
 					return;
 			parent_local_shutdown();
@@ -573,7 +590,7 @@ parent_stop_timeout(int fd, short ev, void *arg)
 {
 	int	 i;
 
-	for (i = 0; i < CHILD_MAX; i++)
+	for (i = 0; i < nprocs; i++)
 		if (procs[i].pid != 0) {
 			log_warnx("event=child-kill process=%s", procs[i].name);
 			kill(procs[i].pid, SIGKILL);
@@ -592,7 +609,7 @@ parent_stop(int failed)
 	if (stopping)
 		return;
 	stopping = 1;
-	for (i = 0; i < CHILD_MAX; i++)
+	for (i = 0; i < nprocs; i++)
 		if (procs[i].pid != 0) {
 			kill(procs[i].pid, SIGTERM);
 			alive++;

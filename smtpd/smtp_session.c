@@ -89,7 +89,22 @@ struct smtp_session {
 	char			*chunk;
 	size_t			 chunklen;
 	int			 discarding;	/* rest of an over-long line */
+
+	/* TLS: the socket carries ciphertext that tlsd turns into these */
+	int			 tls;		/* SMTP_TLS_* */
+	struct smtpd_worker	*worker;
+	struct evbuffer		*clear_in;
+	struct evbuffer		*clear_out;
+	struct event		 ev_flush;
+	int			 flush_pending;
+	int			 tls_done;	/* tlsd forgot the session */
+	int			 read_paused;	/* clear_in is full */
+	char			 tls_desc[96];	/* "TLSv1.2:SUITE" */
 };
+
+#define SMTP_TLS_NONE		0
+#define SMTP_TLS_HANDSHAKE	1
+#define SMTP_TLS_OPEN		2
 
 struct smtp_verb_entry {
 	enum smtp_verb	 verb;
@@ -119,6 +134,23 @@ static void	smtp_txn_reset(struct smtp_session *);
 static void	smtp_data_flush(struct smtp_session *);
 static void	smtp_data_end(struct smtp_session *);
 static int	smtp_received(struct smtp_session *);
+static void	smtp_tls_start(struct smtp_session *);
+static void	smtp_tls_flush(int, short, void *);
+static void	smtp_tls_send(struct smtp_session *, uint16_t, const void *,
+		    size_t);
+
+/* Where the session reads and writes cleartext. */
+static struct evbuffer *
+smtp_input(struct smtp_session *s)
+{
+	return s->tls ? s->clear_in : bufferevent_get_input(s->bev);
+}
+
+static struct evbuffer *
+smtp_output(struct smtp_session *s)
+{
+	return s->tls ? s->clear_out : bufferevent_get_output(s->bev);
+}
 
 static void	smtp_cmd_helo(struct smtp_session *, const char *, size_t);
 static void	smtp_cmd_ehlo(struct smtp_session *, const char *, size_t);
@@ -247,9 +279,13 @@ smtp_session_accept(struct smtp_listener *l, int fd,
 	sd->nsessions++;
 
 	s->state = SMTP_STATE_HELO;
-	log_info("event=connect session=%s client=%s port=%u",
-	    proc_id(s->id, idbuf), s->addr, l->conf->port);
-	smtp_reply(s, "220 %s ESMTP Postern", smtp_hostname(s));
+	log_info("event=connect session=%s client=%s listener_port=%u%s",
+	    proc_id(s->id, idbuf), s->addr, l->conf->port,
+	    l->conf->tls == LISTEN_SMTPS ? " tls=implicit" : "");
+	if (l->conf->tls == LISTEN_SMTPS)
+		smtp_tls_start(s);	/* greeting once the handshake is done */
+	else
+		smtp_reply(s, "220 %s ESMTP Postern", smtp_hostname(s));
 }
 
 /* The one place a session changes state. */
@@ -270,7 +306,7 @@ smtp_enter_state(struct smtp_session *s, enum smtp_state st)
 static void
 smtp_reply(struct smtp_session *s, const char *fmt, ...)
 {
-	struct evbuffer	*out = bufferevent_get_output(s->bev);
+	struct evbuffer	*out = smtp_output(s);
 	char		 line[1024], idbuf[17];
 	va_list		 ap;
 	int		 n;
@@ -284,6 +320,11 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	    line);
 	memcpy(line + n, "\r\n", 2);
 	evbuffer_add(out, line, n + 2);
+	if (s->tls && !s->flush_pending) {
+		/* All replies of this turn of the loop go in one record. */
+		s->flush_pending = 1;
+		event_active(&s->ev_flush, EV_TIMEOUT, 1);
+	}
 	if ((line[0] == '4' || line[0] == '5') && strncmp(line, "421", 3))
 		s->errors++;
 }
@@ -328,6 +369,21 @@ smtp_close(struct smtp_session *s, const char *why)
 	smtp_txn_reset(s);
 	smtp_enter_state(s, SMTP_STATE_QUIT);
 	bufferevent_disable(s->bev, EV_READ);
+	if (s->tls == SMTP_TLS_OPEN && !s->tls_done) {
+		struct imsg_payload	 p;
+		struct msg_tls_close	 c = { .how = TLS_CLOSE_NOTIFY };
+
+		/* Last replies, then close_notify; tlsd says CLOSED. */
+		smtp_tls_flush(-1, 0, s);
+		imsg_payload_init(&p);
+		proto_enc_tls_close(&p, &c);
+		if (imsg_compose_payload(&s->worker->ib, IMSG_TLS_CLOSE,
+		    s->id, -1, &p) == -1)
+			fatal("compose tls close");
+		imsg_payload_free(&p);
+		smtpd_worker_update(s->worker);
+		return;
+	}
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
 		smtp_write_cb(s->bev, s);
 }
@@ -338,6 +394,23 @@ smtp_free(struct smtp_session *s)
 	if (s->blocked)
 		TAILQ_REMOVE(&blocked, s, blocked_entry);
 	smtp_txn_reset(s);
+	if (s->tls != SMTP_TLS_NONE) {
+		if (!s->tls_done) {
+			struct imsg_payload	 p;
+			struct msg_tls_close	 c = { .how = TLS_CLOSE_FORGET };
+
+			imsg_payload_init(&p);
+			proto_enc_tls_close(&p, &c);
+			if (imsg_compose_payload(&s->worker->ib,
+			    IMSG_TLS_CLOSE, s->id, -1, &p) == -1)
+				fatal("compose tls close");
+			imsg_payload_free(&p);
+			smtpd_worker_update(s->worker);
+		}
+		event_del(&s->ev_flush);
+		evbuffer_free(s->clear_in);
+		evbuffer_free(s->clear_out);
+	}
 	RB_REMOVE(smtp_session_tree, &sd->sessions, s);
 	sd->nsessions--;
 	bufferevent_free(s->bev);
@@ -377,7 +450,24 @@ smtp_txn_reset(struct smtp_session *s)
 static void
 smtp_read_cb(struct bufferevent *bev, void *arg)
 {
-	smtp_process(arg);
+	struct smtp_session	*s = arg;
+	struct evbuffer		*in;
+	unsigned char		*p;
+	size_t			 len;
+
+	if (s->tls == SMTP_TLS_NONE) {
+		smtp_process(s);
+		return;
+	}
+	/* Ciphertext: all of it to tlsd, in frames of a record or two. */
+	in = bufferevent_get_input(bev);
+	while ((len = evbuffer_get_length(in)) > 0) {
+		if (len > 32 * 1024)
+			len = 32 * 1024;
+		p = evbuffer_pullup(in, len);
+		smtp_tls_send(s, IMSG_TLS_CIPHER, p, len);
+		evbuffer_drain(in, len);
+	}
 }
 
 static void
@@ -387,7 +477,8 @@ smtp_write_cb(struct bufferevent *bev, void *arg)
 
 	if (s->state == SMTP_STATE_QUIT &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) == 0 &&
-	    s->wait != SMTP_WAIT_COMMIT)
+	    s->wait != SMTP_WAIT_COMMIT &&
+	    (s->tls != SMTP_TLS_OPEN || s->tls_done))
 		smtp_free(s);
 }
 
@@ -398,7 +489,12 @@ smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 	char			 idbuf[17];
 
 	if (what & BEV_EVENT_TIMEOUT) {
-		if (s->state == SMTP_STATE_QUIT) {
+		if (s->state == SMTP_STATE_QUIT ||
+		    s->tls == SMTP_TLS_HANDSHAKE) {
+			if (s->tls == SMTP_TLS_HANDSHAKE)
+				log_info("event=timeout session=%s "
+				    "state=TLS-HANDSHAKE", proc_id(s->id,
+				    idbuf));
 			smtp_free(s);
 			return;
 		}
@@ -428,7 +524,7 @@ smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 smtp_process(struct smtp_session *s)
 {
-	struct evbuffer		*in = bufferevent_get_input(s->bev);
+	struct evbuffer		*in = smtp_input(s);
 	struct evbuffer_ptr	 eol;
 	size_t			 eol_len, avail, take, outlen, used;
 	char			 line[SMTP_LINE_MAX];
@@ -530,6 +626,21 @@ smtp_process(struct smtp_session *s)
 		evbuffer_remove(in, line, eol.pos);
 		evbuffer_drain(in, 2);
 		smtp_command(s, line, eol.pos);
+		/* STARTTLS switches the input buffer. */
+		in = smtp_input(s);
+	}
+	/* TLS input is buffered here, not in the socket: bound it. */
+	if (s->tls != SMTP_TLS_NONE && s->state != SMTP_STATE_QUIT) {
+		int	 full = evbuffer_get_length(s->clear_in) >=
+		    SMTP_INPUT_HIWAT;
+
+		if (full && !s->read_paused) {
+			bufferevent_disable(s->bev, EV_READ);
+			s->read_paused = 1;
+		} else if (!full && s->read_paused) {
+			bufferevent_enable(s->bev, EV_READ);
+			s->read_paused = 0;
+		}
 	}
 }
 
@@ -628,6 +739,10 @@ smtp_cmd_ehlo(struct smtp_session *s, const char *args, size_t len)
 	smtp_reply(s, "250-%s Hello %s %s", smtp_hostname(s), s->helo,
 	    s->literal);
 	smtp_reply(s, "250-PIPELINING");
+	if (s->tls == SMTP_TLS_NONE &&
+	    (s->listener->conf->tls == LISTEN_STARTTLS ||
+	    s->listener->conf->tls == LISTEN_STARTTLS_REQUIRE))
+		smtp_reply(s, "250-STARTTLS");
 	smtp_reply(s, "250-SIZE %zu", sd->conf->max_message_size);
 	smtp_reply(s, "250-8BITMIME");
 	smtp_reply(s, "250-SMTPUTF8");
@@ -643,6 +758,11 @@ smtp_cmd_mail(struct smtp_session *s, const char *args, size_t len)
 	struct imsg_payload	 p;
 	struct msg_smtp_mail	 m;
 
+	if (s->listener->conf->tls == LISTEN_STARTTLS_REQUIRE &&
+	    s->tls != SMTP_TLS_OPEN) {
+		smtp_error(s, "530 5.7.0 Must issue a STARTTLS command first");
+		return;
+	}
 	memset(&s->mail, 0, sizeof(s->mail));
 	if (smtp_parse_mail(args, len, &s->mail, &err) == -1) {
 		smtp_error_parse(s, &err);
@@ -730,27 +850,34 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 static int
 smtp_received(struct smtp_session *s)
 {
-	char		 date[64], idbuf[17];
+	char		 date[64], idbuf[17], tlsinfo[112];
 	const char	*proto;
 	struct tm	 tm;
 	time_t		 now = time(NULL);
 	int		 n;
 
 	if (s->mail.smtputf8)
-		proto = "UTF8SMTP";
+		proto = s->tls ? "UTF8SMTPS" : "UTF8SMTP";
+	else if (s->tls)
+		proto = "ESMTPS";
 	else
 		proto = s->esmtp ? "ESMTP" : "SMTP";
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	if (s->tls)
+		snprintf(tlsinfo, sizeof(tlsinfo), " (%s)", s->tls_desc);
+	else
+		tlsinfo[0] = '\0';
 	if (s->nrcpts == 1)
 		n = snprintf(s->chunk, SMTP_CHUNK, "Received: from %s (%s)\r\n"
-		    "\tby %s (Postern) with %s id %s\r\n\tfor <%s>; %s\r\n",
-		    s->helo, s->literal, smtp_hostname(s), proto,
+		    "\tby %s (Postern) with %s%s id %s\r\n"
+		    "\tfor <%s>; %s\r\n", s->helo, s->literal,
+		    smtp_hostname(s), proto, tlsinfo,
 		    proc_id(s->msgid, idbuf), s->rcpt_one, date);
 	else
 		n = snprintf(s->chunk, SMTP_CHUNK, "Received: from %s (%s)\r\n"
-		    "\tby %s (Postern) with %s id %s;\r\n\t%s\r\n",
-		    s->helo, s->literal, smtp_hostname(s), proto,
+		    "\tby %s (Postern) with %s%s id %s;\r\n\t%s\r\n",
+		    s->helo, s->literal, smtp_hostname(s), proto, tlsinfo,
 		    proc_id(s->msgid, idbuf), date);
 	if (n < 0 || n >= SMTP_CHUNK)
 		return -1;
@@ -897,8 +1024,7 @@ smtp_session_queue_reply(struct imsg *imsg)
 		}
 		s->wait = SMTP_WAIT_NONE;
 		s->msgid = 0;
-		if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-			smtp_free(s);
+		smtp_write_cb(s->bev, s);
 		return;
 	}
 
@@ -1001,7 +1127,173 @@ smtp_cmd_expn(struct smtp_session *s, const char *args, size_t len)
 static void
 smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len)
 {
-	smtp_error(s, "502 5.5.1 Error: STARTTLS not available");
+	enum listen_tls	 mode = s->listener->conf->tls;
+
+	if (s->tls != SMTP_TLS_NONE) {
+		smtp_error(s, "503 5.5.1 Error: TLS already active");
+		return;
+	}
+	if (mode != LISTEN_STARTTLS && mode != LISTEN_STARTTLS_REQUIRE) {
+		smtp_error(s, "502 5.5.1 Error: STARTTLS not available");
+		return;
+	}
+	if (len != 0) {
+		smtp_error(s, "501 5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	smtp_reply(s, "220 2.0.0 Ready to start TLS");
+	/*
+	 * RFC 3207 4.2 and CVE-2011-0411: whatever the client pipelined
+	 * after STARTTLS is cleartext from before TLS: never execute it.
+	 * The session starts over: EHLO again, no transaction.
+	 */
+	evbuffer_drain(bufferevent_get_input(s->bev),
+	    evbuffer_get_length(bufferevent_get_input(s->bev)));
+	smtp_txn_reset(s);
+	s->esmtp = 0;
+	s->helo[0] = '\0';
+	smtp_enter_state(s, SMTP_STATE_HELO);
+	smtp_tls_start(s);
+}
+
+/* Hand the session's bytes to a tlsd worker from now on. */
+static void
+smtp_tls_start(struct smtp_session *s)
+{
+	struct imsg_payload	 p;
+	struct msg_tls_open	 o;
+
+	if (sd->nworkers == 0)
+		fatalx("TLS session without a tlsd worker");
+	s->worker = &sd->workers[sd->next_worker];
+	sd->next_worker = (sd->next_worker + 1) % sd->nworkers;
+	if ((s->clear_in = evbuffer_new()) == NULL ||
+	    (s->clear_out = evbuffer_new()) == NULL)
+		fatal("tls buffers");
+	event_set(&s->ev_flush, -1, 0, smtp_tls_flush, s);
+	s->tls = SMTP_TLS_HANDSHAKE;
+	memset(&o, 0, sizeof(o));
+	o.mode = TLS_OPEN_SERVER;
+	strlcpy(o.name, s->listener->conf->pki, sizeof(o.name));
+	imsg_payload_init(&p);
+	proto_enc_tls_open(&p, &o);
+	if (imsg_compose_payload(&s->worker->ib, IMSG_TLS_OPEN, s->id, -1,
+	    &p) == -1)
+		fatal("compose tls open");
+	imsg_payload_free(&p);
+	smtpd_worker_update(s->worker);
+}
+
+static void
+smtp_tls_send(struct smtp_session *s, uint16_t type, const void *data,
+    size_t len)
+{
+	struct imsg_payload	 p;
+	struct msg_tls_bytes	 b;
+
+	b.data = data;
+	b.len = len;
+	imsg_payload_init(&p);
+	proto_enc_tls_bytes(&p, &b);
+	if (imsg_compose_payload(&s->worker->ib, type, s->id, -1, &p) == -1)
+		fatal("compose tls bytes");
+	imsg_payload_free(&p);
+	smtpd_worker_update(s->worker);
+}
+
+/* Replies of this turn of the loop go to tlsd together. */
+static void
+smtp_tls_flush(int fd, short ev, void *arg)
+{
+	struct smtp_session	*s = arg;
+	unsigned char		*p;
+	size_t			 len;
+
+	s->flush_pending = 0;
+	if (s->tls_done)
+		return;
+	while ((len = evbuffer_get_length(s->clear_out)) > 0) {
+		if (len > 16 * 1024)
+			len = 16 * 1024;
+		p = evbuffer_pullup(s->clear_out, len);
+		smtp_tls_send(s, IMSG_TLS_CLEAR, p, len);
+		evbuffer_drain(s->clear_out, len);
+	}
+}
+
+/* What a tlsd worker says about one of our sessions. */
+void
+smtp_session_tls_imsg(struct smtpd_worker *wk, struct imsg *imsg)
+{
+	struct smtp_session		 key, *s;
+	struct msg_tls_bytes		 b;
+	struct msg_tls_handshake	 h;
+	struct msg_tls_closed		 c;
+	char				 idbuf[17], esc[PROTO_HOSTLEN * 4];
+
+	key.id = imsg->hdr.id;
+	s = RB_FIND(smtp_session_tree, &sd->sessions, &key);
+	if (s != NULL && (s->worker != wk || s->tls == SMTP_TLS_NONE))
+		fatalx("tlsd: message for a session it does not serve");
+	switch (imsg->hdr.type) {
+	case IMSG_TLS_CIPHER:
+		if (proto_dec_tls_bytes(imsg, &b) == -1)
+			fatalx("tlsd: malformed IMSG_TLS_CIPHER");
+		if (s != NULL && bufferevent_write(s->bev, b.data,
+		    b.len) == -1)
+			fatal("bufferevent_write");
+		break;
+	case IMSG_TLS_CLEAR:
+		if (proto_dec_tls_bytes(imsg, &b) == -1)
+			fatalx("tlsd: malformed IMSG_TLS_CLEAR");
+		if (s == NULL || s->state == SMTP_STATE_QUIT)
+			break;
+		evbuffer_add(s->clear_in, b.data, b.len);
+		smtp_process(s);
+		break;
+	case IMSG_TLS_HANDSHAKE:
+		if (proto_dec_tls_handshake(imsg, &h) == -1)
+			fatalx("tlsd: malformed IMSG_TLS_HANDSHAKE");
+		if (s == NULL)
+			break;
+		if (s->tls != SMTP_TLS_HANDSHAKE)
+			fatalx("tlsd: second handshake");
+		s->tls = SMTP_TLS_OPEN;
+		snprintf(s->tls_desc, sizeof(s->tls_desc), "%s:%s",
+		    h.version, h.suite);
+		log_info("event=tls session=%s version=%s suite=%s sni=\"%s\" "
+		    "resumed=%s", proc_id(s->id, idbuf), h.version, h.suite,
+		    log_escape(esc, sizeof(esc), h.sni, strlen(h.sni)),
+		    h.resumed ? "yes" : "no");
+		if (s->listener->conf->tls == LISTEN_SMTPS)
+			smtp_reply(s, "220 %s ESMTP Postern",
+			    smtp_hostname(s));
+		break;
+	case IMSG_TLS_CLOSED:
+		if (proto_dec_tls_closed(imsg, &c) == -1)
+			fatalx("tlsd: malformed IMSG_TLS_CLOSED");
+		if (s == NULL)
+			break;
+		s->tls_done = 1;
+		if (c.failed)
+			log_info("event=tls-failed session=%s reason=\"%s\"",
+			    proc_id(s->id, idbuf), log_escape(esc,
+			    sizeof(esc), c.reason, strlen(c.reason)));
+		if (s->state != SMTP_STATE_QUIT) {
+			if (!c.failed)
+				log_info("event=disconnect session=%s "
+				    "reason=close_notify", proc_id(s->id,
+				    idbuf));
+			smtp_enter_state(s, SMTP_STATE_QUIT);
+			bufferevent_disable(s->bev, EV_READ);
+		}
+		/* What tlsd sent last may still be on its way out. */
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+			smtp_write_cb(s->bev, s);
+		break;
+	default:
+		fatalx("tlsd: unexpected message type %u", imsg->hdr.type);
+	}
 }
 
 static void
@@ -1020,8 +1312,8 @@ smtp_session_shutdown_all(void)
 	int			 n;
 
 	RB_FOREACH(s, smtp_session_tree, &sd->sessions) {
-		if (s->state == SMTP_STATE_QUIT)
-			continue;
+		if (s->state == SMTP_STATE_QUIT || s->tls != SMTP_TLS_NONE)
+			continue;	/* tlsd is stopping too: just close */
 		/* Best effort, never blocking: the socket is nonblocking. */
 		out = bufferevent_get_output(s->bev);
 		if (evbuffer_get_length(out) > 0)

@@ -44,6 +44,7 @@ static void	smtpd_accept(int, short, void *);
 static void	smtpd_resume_accept(int, short, void *);
 static void	smtpd_start_listeners(void);
 static void	smtpd_sig(int, short, void *);
+static void	smtpd_worker_dispatch(int, short, void *);
 
 int
 main(int argc, char *argv[])
@@ -141,6 +142,24 @@ smtpd_parent_dispatch(int fd, short ev, void *arg)
 				fatalx("configuration: %s", err);
 			smtpd_start_listeners();
 			break;
+		case IMSG_TLS_WORKER_FD: {
+			struct msg_tls_worker_fd	 w;
+			struct smtpd_worker		*wk;
+
+			if (proto_dec_tls_worker_fd(&imsg, &w) == -1 ||
+			    imsg.fd == -1 || sd->nworkers == SMTPD_MAXWORKERS ||
+			    w.index != (uint32_t)sd->nworkers)
+				fatalx("parent: malformed IMSG_TLS_WORKER_FD");
+			wk = &sd->workers[sd->nworkers];
+			wk->index = sd->nworkers++;
+			if (fcntl(imsg.fd, F_SETFL, O_NONBLOCK) == -1)
+				fatal("fcntl");
+			imsgbuf_init(&wk->ib, imsg.fd);
+			imsg.fd = -1;
+			wk->events = 0;
+			smtpd_worker_update(wk);
+			break;
+		}
 		case IMSG_LISTENER_FD:
 			if (proto_dec_listener_fd(&imsg, &l) == -1 ||
 			    imsg.fd == -1 || npending == 256)
@@ -291,6 +310,54 @@ smtpd_queue_dispatch(int fd, short ev, void *arg)
 			fatalx("queue: malformed frame");
 	}
 	smtpd_queue_update();
+}
+
+/* Watch a worker's pipe for writing only while output is queued. */
+void
+smtpd_worker_update(struct smtpd_worker *wk)
+{
+	short	 events = EV_READ;
+
+	if (imsgbuf_queued(&wk->ib) > 0)
+		events |= EV_WRITE;
+	if (events == wk->events)
+		return;
+	if (wk->events != 0)
+		event_del(&wk->ev);
+	event_set(&wk->ev, wk->ib.fd, events | EV_PERSIST,
+	    smtpd_worker_dispatch, wk);
+	event_add(&wk->ev, NULL);
+	wk->events = events;
+}
+
+static void
+smtpd_worker_dispatch(int fd, short ev, void *arg)
+{
+	struct smtpd_worker	*wk = arg;
+	struct imsg		 imsg;
+	ssize_t			 n;
+	int			 rv;
+
+	if (ev & EV_WRITE) {
+		if (imsgbuf_write(&wk->ib) == -1)
+			fatal("tlsd: write");
+	}
+	if (ev & EV_READ) {
+		n = imsgbuf_read(&wk->ib);
+		if (n == -1 && errno != EAGAIN)
+			fatal("tlsd: read");
+		if (n == 0) {
+			log_debug("tlsd closed the pipe: exiting");
+			exit(0);
+		}
+		while ((rv = imsg_get(&wk->ib, &imsg)) == 1) {
+			smtp_session_tls_imsg(wk, &imsg);
+			imsg_free(&imsg);
+		}
+		if (rv == -1)
+			fatalx("tlsd: malformed frame");
+	}
+	smtpd_worker_update(wk);
 }
 
 static void

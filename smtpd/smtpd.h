@@ -30,6 +30,16 @@ struct smtp_listener {
 struct smtp_session;
 RB_HEAD(smtp_session_tree, smtp_session);
 
+#define SMTPD_MAXWORKERS	64
+
+/* One tlsd worker: sessions are spread over them. */
+struct smtpd_worker {
+	struct imsgbuf		 ib;
+	struct event		 ev;
+	short			 events;
+	int			 index;
+};
+
 struct smtpd_state {
 	struct postern_conf	*conf;
 	struct event_base	*base;
@@ -42,6 +52,9 @@ struct smtpd_state {
 	struct smtp_session_tree sessions;
 	size_t			 nsessions;
 	int			 running;
+	struct smtpd_worker	 workers[SMTPD_MAXWORKERS];
+	int			 nworkers;
+	int			 next_worker;
 };
 
 extern struct smtpd_state	*sd;
@@ -50,6 +63,7 @@ extern struct smtpd_state	*sd;
 #define SMTPD_QUEUE_HIWAT	(8 * 1024 * 1024)
 
 void	smtpd_queue_update(void);
+void	smtpd_worker_update(struct smtpd_worker *);
 
 /* smtp_session.c */
 void	smtp_session_accept(struct smtp_listener *, int,
@@ -57,5 +71,6 @@ void	smtp_session_accept(struct smtp_listener *, int,
 void	smtp_session_queue_reply(struct imsg *);
 void	smtp_session_resume_all(void);
 void	smtp_session_shutdown_all(void);
+void	smtp_session_tls_imsg(struct smtpd_worker *, struct imsg *);
 
 #endif

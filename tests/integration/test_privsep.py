@@ -11,6 +11,8 @@ import socket
 import stat
 import subprocess
 
+import time
+
 import pytest
 
 import postern_harness as H
@@ -24,7 +26,9 @@ CHILDREN = {
 
 @pytest.fixture(scope="module")
 def mta():
-	with H.running_instance() as inst:
+	# One TLS worker, so each program has exactly one process here; the
+	# pool is checked by test_tls_worker_pool.
+	with H.running_instance(extra_global=["tls workers 1"]) as inst:
 		yield inst
 
 
@@ -101,8 +105,7 @@ def test_spool_layout(mta):
 
 def test_child_death_fails_closed(instance):
 	inst = instance
-	pids = child_pids(inst)
-	os.kill(pids["postern-smtpd"], signal.SIGKILL)
+	os.kill(inst.child_pid("postern-smtpd"), signal.SIGKILL)
 	try:
 		rc = inst.proc.wait(5)
 	except subprocess.TimeoutExpired:
@@ -139,3 +142,17 @@ def test_refuses_unsafe_spool(instance_factory, mode, owner):
 	assert msg, "no message on stderr"
 	assert not os.path.exists(os.path.join(inst.spool, "queue")), \
 	    "posternd used the unsafe spool"
+
+
+def test_tls_worker_pool():
+	"""tls workers N runs N tlsd processes, each as _postern_tlsd."""
+	with H.running_instance(extra_global=["tls workers 3"]) as inst:
+		deadline = time.monotonic() + 5
+		while True:
+			pids = inst.children().get("postern-tlsd", [])
+			if len(pids) == 3 or time.monotonic() > deadline:
+				break
+			time.sleep(0.05)
+		assert len(pids) == 3, inst.describe_processes()
+		users = H.ps_users(pids)
+		assert all(users.get(p) == "_postern_tlsd" for p in pids), users
