@@ -345,6 +345,12 @@ tls_engine_seed(br_ssl_engine_context *eng)
 	arc4random_buf(seed, sizeof(seed));
 	br_ssl_engine_inject_entropy(eng, seed, sizeof(seed));
 	explicit_bzero(seed, sizeof(seed));
+	/*
+	 * That was the OS's randomness (getrandom via arc4random): tell
+	 * the engine so, or it tries its own seeder, which on a CPU without
+	 * RDRAND opens /dev/urandom -- a call tlsd's filter kills.
+	 */
+	eng->rng_os_rand_done = 1;
 }
 
 /* A zeroed session with its engine buffers in the same allocation. */

@@ -112,3 +112,20 @@ def instance_factory():
 def instance(instance_factory):
 	"""A started instance with the base configuration, for one test."""
 	return instance_factory().start()
+
+
+@pytest.fixture
+def tls_instance_factory():
+	"""make(**TLSInstance kwargs) -> a new, not yet started TLSInstance."""
+	import tls_support
+
+	made = []
+
+	def make(**kw):
+		inst = tls_support.TLSInstance(**kw)
+		made.append(inst)
+		return inst
+
+	yield make
+	for inst in reversed(made):
+		inst.cleanup()

@@ -147,12 +147,14 @@ def test_refuses_unsafe_spool(instance_factory, mode, owner):
 def test_tls_worker_pool():
 	"""tls workers N runs N tlsd processes, each as _postern_tlsd."""
 	with H.running_instance(extra_global=["tls workers 3"]) as inst:
+		# Each worker drops to its user right after exec: wait for it.
 		deadline = time.monotonic() + 5
 		while True:
 			pids = inst.children().get("postern-tlsd", [])
-			if len(pids) == 3 or time.monotonic() > deadline:
+			users = H.ps_users(pids)
+			if (len(pids) == 3 and all(users.get(p) == "_postern_tlsd"
+			    for p in pids)) or time.monotonic() > deadline:
 				break
 			time.sleep(0.05)
 		assert len(pids) == 3, inst.describe_processes()
-		users = H.ps_users(pids)
 		assert all(users.get(p) == "_postern_tlsd" for p in pids), users

@@ -20,7 +20,6 @@ import shutil
 import signal
 import socket
 import ssl
-import stat
 import subprocess
 import time
 
@@ -317,9 +316,13 @@ class TLSSession(H.SMTPSession):
 		self.server_hostname = server_hostname
 		self.tls = None
 		super().__init__(port, greeting=False, **kw)
-		if implicit:
-			self.handshake(session=session)
-		self.greeting = self.reply()
+		try:
+			if implicit:
+				self.handshake(session=session)
+			self.greeting = self.reply()
+		except BaseException:
+			self.close()
+			raise
 
 	def handshake(self, session=None):
 		"""Wrap the connection in TLS now; nothing may be buffered."""
@@ -766,12 +769,20 @@ def run_testssl(outdir, label, target, extra=(), timeout=150):
 	with open(txt, "wb") as out:
 		out.write(("$ %s\n" % " ".join(cmd)).encode())
 		out.flush()
-		r = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT,
-		    timeout=timeout, cwd=outdir, start_new_session=True)
+		proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
+		    stderr=subprocess.STDOUT, cwd=outdir, start_new_session=True)
+	try:
+		rc = proc.wait(timeout)
+	except subprocess.TimeoutExpired:
+		# testssl.sh is a tree of bash and openssl processes.
+		with contextlib.suppress(ProcessLookupError):
+			os.killpg(proc.pid, signal.SIGKILL)
+		proc.wait(10)
+		rc = "killed after %d s" % timeout
 	secs = time.monotonic() - t0
 	with open(txt, errors="replace") as f:
 		summary = f.read()
-	summary += "\n(exit status %d, %.0f s)\n" % (r.returncode, secs)
+	summary += "\n(exit status %s, %.0f s)\n" % (rc, secs)
 	try:
 		with open(jsonfile) as f:
 			findings = json.load(f)

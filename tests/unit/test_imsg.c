@@ -459,6 +459,53 @@ test_proto_deliver(void **state)
 	imsg_payload_free(&p);
 }
 
+/* tlsd's handshake report goes into Received: headers: no CR/LF. */
+static void
+test_proto_tls_handshake_checked(void **state)
+{
+	struct imsg_payload		 p;
+	struct imsg			 m;
+	struct msg_tls_handshake	 h, out;
+
+	memset(&h, 0, sizeof(h));
+	strlcpy(h.version, "TLSv1.2", sizeof(h.version));
+	strlcpy(h.suite, "ECDHE-ECDSA-AES128-GCM-SHA256", sizeof(h.suite));
+	strlcpy(h.sni, "mx.example.org", sizeof(h.sni));
+	imsg_payload_init(&p);
+	proto_enc_tls_handshake(&p, &h);
+	payload_imsg(&m, IMSG_TLS_HANDSHAKE, &p);
+	assert_int_equal(proto_dec_tls_handshake(&m, &out), 0);
+	assert_string_equal(out.suite, "ECDHE-ECDSA-AES128-GCM-SHA256");
+	assert_string_equal(out.sni, "mx.example.org");
+	imsg_free(&m);
+	imsg_payload_free(&p);
+
+	strlcpy(h.suite, "X\r\nReceived: forged", sizeof(h.suite));
+	imsg_payload_init(&p);
+	proto_enc_tls_handshake(&p, &h);
+	payload_imsg(&m, IMSG_TLS_HANDSHAKE, &p);
+	assert_int_equal(proto_dec_tls_handshake(&m, &out), -1);
+	imsg_free(&m);
+	imsg_payload_free(&p);
+}
+
+static void
+test_proto_tls_open_mode(void **state)
+{
+	struct imsg_payload	 p;
+	struct imsg		 m;
+	struct msg_tls_open	 o, out;
+
+	memset(&o, 0, sizeof(o));
+	o.mode = 3;	/* neither server nor client */
+	imsg_payload_init(&p);
+	proto_enc_tls_open(&p, &o);
+	payload_imsg(&m, IMSG_TLS_OPEN, &p);
+	assert_int_equal(proto_dec_tls_open(&m, &out), -1);
+	imsg_free(&m);
+	imsg_payload_free(&p);
+}
+
 static void
 test_proto_unknown_type(void **state)
 {
@@ -500,6 +547,8 @@ main(void)
 		cmocka_unit_test(test_proto_smtp_mail),
 		cmocka_unit_test(test_proto_result_reply_checked),
 		cmocka_unit_test(test_proto_deliver),
+		cmocka_unit_test(test_proto_tls_handshake_checked),
+		cmocka_unit_test(test_proto_tls_open_mode),
 		cmocka_unit_test(test_proto_unknown_type),
 	};
 
