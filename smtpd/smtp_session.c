@@ -1162,11 +1162,18 @@ smtp_tls_start(struct smtp_session *s)
 {
 	struct imsg_payload	 p;
 	struct msg_tls_open	 o;
+	uint32_t		 h = 2166136261u;
+	const char		*c;
 
 	if (sd->nworkers == 0)
 		fatalx("TLS session without a tlsd worker");
-	s->worker = &sd->workers[sd->next_worker];
-	sd->next_worker = (sd->next_worker + 1) % sd->nworkers;
+	/*
+	 * Each worker has its own session cache: a client that comes back
+	 * from the same address must meet the same worker to resume.
+	 */
+	for (c = s->addr; *c != '\0'; c++)
+		h = (h ^ (unsigned char)*c) * 16777619u;
+	s->worker = &sd->workers[h % sd->nworkers];
 	if ((s->clear_in = evbuffer_new()) == NULL ||
 	    (s->clear_out = evbuffer_new()) == NULL)
 		fatal("tls buffers");

@@ -54,7 +54,6 @@ struct smtpd_state {
 	int			 running;
 	struct smtpd_worker	 workers[SMTPD_MAXWORKERS];
 	int			 nworkers;
-	int			 next_worker;
 };
 
 extern struct smtpd_state	*sd;
