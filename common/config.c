@@ -116,6 +116,7 @@ struct conf_parser {
 	int			 set_tls_ciphers;
 	int			 set_tls_workers;
 	int			 set_tls_ca;
+	int			 set_control;
 };
 
 static void	conf_err(struct conf_parser *, int, int, const char *, ...)
@@ -181,6 +182,7 @@ static int	conf_st_count(struct conf_parser *, struct conf_pos,
 static int	conf_st_timeout(struct conf_parser *, struct conf_pos);
 static int	conf_st_pki(struct conf_parser *, struct conf_pos);
 static int	conf_st_tls(struct conf_parser *, struct conf_pos);
+static int	conf_st_control(struct conf_parser *, struct conf_pos);
 static int	conf_st_table(struct conf_parser *, struct conf_pos);
 static int	conf_st_listen(struct conf_parser *, struct conf_pos);
 static int	conf_st_action(struct conf_parser *, struct conf_pos);
@@ -1342,6 +1344,21 @@ conf_st_timeout(struct conf_parser *p, struct conf_pos kw)
 	return conf_eol(p);
 }
 
+/* control PATH: the socket posternctl talks to */
+static int
+conf_st_control(struct conf_parser *p, struct conf_pos kw)
+{
+	if (p->set_control) {
+		conf_err(p, kw.line, kw.col, "duplicate 'control'");
+		return -1;
+	}
+	p->set_control = 1;
+	if (conf_abspath(p, "control path", p->conf->control,
+	    sizeof(p->conf->control)) == -1)
+		return -1;
+	return conf_eol(p);
+}
+
 /* tls ciphers default|compat | tls workers N | tls ca PATH */
 static int
 conf_st_tls(struct conf_parser *p, struct conf_pos kw)
@@ -2240,6 +2257,8 @@ conf_defaults(struct conf_parser *p)
 		c->queue_retry_max = CONF_DEFAULT_RETRY_MAX;
 	if (!p->set_tls_ca)
 		strlcpy(c->tls_ca, CONF_DEFAULT_TLS_CA, sizeof(c->tls_ca));
+	if (!p->set_control)
+		strlcpy(c->control, CONF_DEFAULT_CONTROL, sizeof(c->control));
 	if (!p->set_tls_workers) {
 		long	 n = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -2382,6 +2401,8 @@ config_parse(const char *fname, const char *text, size_t len,
 			rv = conf_st_pki(p, kw);
 		else if (strcmp(word, "tls") == 0)
 			rv = conf_st_tls(p, kw);
+		else if (strcmp(word, "control") == 0)
+			rv = conf_st_control(p, kw);
 		else if (strcmp(word, "table") == 0)
 			rv = conf_st_table(p, kw);
 		else if (strcmp(word, "listen") == 0)

@@ -25,6 +25,7 @@
 
 #define CONF_DEFAULT_SPOOL	"/var/spool/postern"
 #define CONF_DEFAULT_SOCKET	"/run/postern/postern.sock"
+#define CONF_DEFAULT_CONTROL	"/run/postern/control.sock"
 #define CONF_DEFAULT_MAXSIZE	(35 * 1024 * 1024)
 #define CONF_DEFAULT_MAXRCPT	1000
 #define CONF_DEFAULT_MAXERRORS	10
@@ -144,6 +145,7 @@ struct postern_conf {
 	enum conf_tls_ciphers	 tls_ciphers;
 	unsigned int		 tls_workers;		/* tlsd processes */
 	char			 tls_ca[PATH_MAX];	/* CA bundle, outbound */
+	char			 control[PATH_MAX];	/* posternctl's socket */
 	struct pki_list		 pkis;
 	struct table_list	 tables;
 	struct listen_list	 listeners;

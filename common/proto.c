@@ -391,6 +391,130 @@ proto_dec_tls_closed(struct imsg *m, struct msg_tls_closed *c)
 	return imsg_end(m);
 }
 
+void
+proto_enc_ctl_conn(struct imsg_payload *p, const struct msg_ctl_conn *c)
+{
+	imsg_add_u32(p, c->uid);
+	imsg_add_u32(p, c->gid);
+	imsg_add_u8(p, c->admin);
+}
+
+int
+proto_dec_ctl_conn(struct imsg *m, struct msg_ctl_conn *c)
+{
+	GET(imsg_get_u32(m, &c->uid));
+	GET(imsg_get_u32(m, &c->gid));
+	GET(imsg_get_u8(m, &c->admin));
+	if (c->admin > 1)
+		return -1;
+	return imsg_end(m);
+}
+
+void
+proto_enc_ctl_id(struct imsg_payload *p, const struct msg_ctl_id *c)
+{
+	imsg_add_u64(p, c->id);
+}
+
+int
+proto_dec_ctl_id(struct imsg *m, struct msg_ctl_id *c)
+{
+	GET(imsg_get_u64(m, &c->id));
+	return imsg_end(m);
+}
+
+void
+proto_enc_ctl_what(struct imsg_payload *p, const struct msg_ctl_what *c)
+{
+	imsg_add_u8(p, c->what);
+}
+
+int
+proto_dec_ctl_what(struct imsg *m, struct msg_ctl_what *c)
+{
+	GET(imsg_get_u8(m, &c->what));
+	if (c->what > CTL_WHAT_DELIVERY)
+		return -1;
+	return imsg_end(m);
+}
+
+void
+proto_enc_ctl_envelope(struct imsg_payload *p,
+    const struct msg_ctl_envelope *e)
+{
+	imsg_add_u64(p, e->evpid);
+	imsg_add_u64(p, e->msgid);
+	imsg_add_string(p, e->sender);
+	imsg_add_string(p, e->rcpt);
+	imsg_add_u8(p, e->state);
+	imsg_add_u32(p, e->attempts);
+	imsg_add_i64(p, e->ctime);
+	imsg_add_i64(p, e->next_try);
+	imsg_add_u64(p, e->size);
+	imsg_add_string(p, e->last_error);
+}
+
+int
+proto_dec_ctl_envelope(struct imsg *m, struct msg_ctl_envelope *e)
+{
+	GET(imsg_get_u64(m, &e->evpid));
+	GET(imsg_get_u64(m, &e->msgid));
+	GETSTR(m, e->sender);
+	GETSTR(m, e->rcpt);
+	GET(imsg_get_u8(m, &e->state));
+	GET(imsg_get_u32(m, &e->attempts));
+	GET(imsg_get_i64(m, &e->ctime));
+	GET(imsg_get_i64(m, &e->next_try));
+	GET(imsg_get_u64(m, &e->size));
+	GETSTR(m, e->last_error);
+	if (e->state > CTL_STATE_HELD)
+		return -1;
+	return imsg_end(m);
+}
+
+void
+proto_enc_ctl_stat(struct imsg_payload *p, const struct msg_ctl_stat *st)
+{
+	imsg_add_string(p, st->name);
+	imsg_add_i64(p, st->value);
+}
+
+int
+proto_dec_ctl_stat(struct imsg *m, struct msg_ctl_stat *st)
+{
+	const char	*c;
+
+	GETSTR(m, st->name);
+	GET(imsg_get_i64(m, &st->value));
+	/* Names become JSON keys and metric names: [a-z0-9_] only. */
+	if (st->name[0] == '\0')
+		return -1;
+	for (c = st->name; *c != '\0'; c++)
+		if (!(islower((unsigned char)*c) || isdigit((unsigned char)*c) ||
+		    *c == '_'))
+			return -1;
+	return imsg_end(m);
+}
+
+void
+proto_enc_ctl_end(struct imsg_payload *p, const struct msg_ctl_end *e)
+{
+	imsg_add_u8(p, e->ok);
+	imsg_add_u64(p, e->count);
+	imsg_add_string(p, e->error);
+}
+
+int
+proto_dec_ctl_end(struct imsg *m, struct msg_ctl_end *e)
+{
+	GET(imsg_get_u8(m, &e->ok));
+	GET(imsg_get_u64(m, &e->count));
+	GETSTR(m, e->error);
+	if (e->ok > 1 || strpbrk(e->error, "\r\n") != NULL)
+		return -1;
+	return imsg_end(m);
+}
+
 int
 proto_decode_any(struct imsg *m)
 {
@@ -414,6 +538,12 @@ proto_decode_any(struct imsg *m)
 		struct msg_tls_handshake	th;
 		struct msg_tls_close		tc;
 		struct msg_tls_closed		tcd;
+		struct msg_ctl_conn		cc;
+		struct msg_ctl_id		ci;
+		struct msg_ctl_what		cw;
+		struct msg_ctl_envelope		ce;
+		struct msg_ctl_stat		cs;
+		struct msg_ctl_end		cend;
 	} u;
 
 	m->rpos = 0;
@@ -463,6 +593,31 @@ proto_decode_any(struct imsg *m)
 		return proto_dec_tls_close(m, &u.tc);
 	case IMSG_TLS_CLOSED:
 		return proto_dec_tls_closed(m, &u.tcd);
+	case IMSG_CTL_CONN:
+		return proto_dec_ctl_conn(m, &u.cc);
+	case IMSG_CTL_SHOW_QUEUE:
+	case IMSG_CTL_SHOW_STATS:
+	case IMSG_CTL_RELOAD:
+	case IMSG_CTL_PARENT_RELOAD:
+		return imsg_end(m);
+	case IMSG_CTL_SHOW_MESSAGE:
+	case IMSG_CTL_SCHEDULE:
+	case IMSG_CTL_REMOVE:
+	case IMSG_CTL_HOLD:
+	case IMSG_CTL_RELEASE:
+		return proto_dec_ctl_id(m, &u.ci);
+	case IMSG_CTL_PAUSE:
+	case IMSG_CTL_RESUME:
+	case IMSG_CTL_LOG:
+		return proto_dec_ctl_what(m, &u.cw);
+	case IMSG_CTL_ENVELOPE:
+		return proto_dec_ctl_envelope(m, &u.ce);
+	case IMSG_CTL_HEADERS:
+		return proto_dec_tls_bytes(m, &u.tb);
+	case IMSG_CTL_STAT:
+		return proto_dec_ctl_stat(m, &u.cs);
+	case IMSG_CTL_END:
+		return proto_dec_ctl_end(m, &u.cend);
 	}
 	return -1;
 }

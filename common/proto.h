@@ -56,6 +56,27 @@ enum imsg_type {
 	IMSG_TLS_HANDSHAKE,	/* tlsd: the handshake is done */
 	IMSG_TLS_CLOSE,		/* smtpd: close_notify, or forget */
 	IMSG_TLS_CLOSED,	/* tlsd: the session is over */
+
+	/* parent -> queue: an accepted control connection (fd attached) */
+	IMSG_CTL_CONN = 90,
+	/* posternctl -> queue over the control socket, and the replies */
+	IMSG_CTL_SHOW_QUEUE = 100,
+	IMSG_CTL_SHOW_MESSAGE,	/* msg_ctl_id */
+	IMSG_CTL_SHOW_STATS,
+	IMSG_CTL_SCHEDULE,	/* msg_ctl_id, 0 = all */
+	IMSG_CTL_REMOVE,
+	IMSG_CTL_HOLD,
+	IMSG_CTL_RELEASE,
+	IMSG_CTL_PAUSE,		/* msg_ctl_what */
+	IMSG_CTL_RESUME,
+	IMSG_CTL_RELOAD,
+	IMSG_CTL_LOG,		/* msg_ctl_what: 1 verbose, 0 brief */
+	IMSG_CTL_ENVELOPE = 120,/* one queued envelope */
+	IMSG_CTL_HEADERS,	/* the headers of a message (show message) */
+	IMSG_CTL_STAT,		/* one counter or gauge */
+	IMSG_CTL_END,		/* the end of a reply */
+	/* queue -> parent */
+	IMSG_CTL_PARENT_RELOAD = 130,
 };
 
 /* IMSG_CONF_BLOB: kind 0 = the configuration, 1 = a table file. */
@@ -187,6 +208,65 @@ struct msg_tls_closed {
 	uint8_t		 failed;
 	char		 reason[PROTO_REPLYLEN];
 };
+
+struct msg_ctl_conn {
+	uint32_t	 uid;
+	uint32_t	 gid;
+	uint8_t		 admin;		/* may change anything */
+};
+
+struct msg_ctl_id {
+	uint64_t	 id;		/* envelope or message id, 0 = all */
+};
+
+#define CTL_WHAT_SMTP		1
+#define CTL_WHAT_DELIVERY	2
+struct msg_ctl_what {
+	uint8_t		 what;		/* CTL_WHAT_*, or 0/1 for LOG */
+};
+
+/* Envelope states as posternctl shows them. */
+#define CTL_STATE_PENDING	0
+#define CTL_STATE_INFLIGHT	1
+#define CTL_STATE_DEFERRED	2
+#define CTL_STATE_HELD		3
+struct msg_ctl_envelope {
+	uint64_t	 evpid;
+	uint64_t	 msgid;
+	char		 sender[PROTO_ADDRLEN];
+	char		 rcpt[PROTO_ADDRLEN];
+	uint8_t		 state;
+	uint32_t	 attempts;
+	int64_t		 ctime;
+	int64_t		 next_try;
+	uint64_t	 size;
+	char		 last_error[1024];
+};
+
+struct msg_ctl_stat {
+	char		 name[PROTO_NAMELEN];
+	int64_t		 value;
+};
+
+struct msg_ctl_end {
+	uint8_t		 ok;
+	uint64_t	 count;		/* envelopes affected, or listed */
+	char		 error[PROTO_REPLYLEN];	/* one line, if !ok */
+};
+
+void	proto_enc_ctl_conn(struct imsg_payload *, const struct msg_ctl_conn *);
+int	proto_dec_ctl_conn(struct imsg *, struct msg_ctl_conn *);
+void	proto_enc_ctl_id(struct imsg_payload *, const struct msg_ctl_id *);
+int	proto_dec_ctl_id(struct imsg *, struct msg_ctl_id *);
+void	proto_enc_ctl_what(struct imsg_payload *, const struct msg_ctl_what *);
+int	proto_dec_ctl_what(struct imsg *, struct msg_ctl_what *);
+void	proto_enc_ctl_envelope(struct imsg_payload *,
+	    const struct msg_ctl_envelope *);
+int	proto_dec_ctl_envelope(struct imsg *, struct msg_ctl_envelope *);
+void	proto_enc_ctl_stat(struct imsg_payload *, const struct msg_ctl_stat *);
+int	proto_dec_ctl_stat(struct imsg *, struct msg_ctl_stat *);
+void	proto_enc_ctl_end(struct imsg_payload *, const struct msg_ctl_end *);
+int	proto_dec_ctl_end(struct imsg *, struct msg_ctl_end *);
 
 void	proto_enc_tls_setup(struct imsg_payload *, const struct msg_tls_setup *);
 int	proto_dec_tls_setup(struct imsg *, struct msg_tls_setup *);

@@ -217,6 +217,9 @@ queue_parent_imsg(struct imsg *imsg)
 	case IMSG_DELIVER_RESULT:
 		queue_sched_result(imsg);
 		break;
+	case IMSG_CTL_CONN:
+		queue_ctl_accept(imsg);
+		break;
 	default:
 		fatalx("parent: unexpected message type %u", imsg->hdr.type);
 	}

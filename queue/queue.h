@@ -83,6 +83,18 @@ int	queue_rule_resolve(const struct postern_conf *,
 void	queue_smtp_init(void);
 void	queue_smtp_dispatch(struct imsg *);
 
+/* queue_ctl.c: posternctl's requests */
+struct queue_stats {
+	uint64_t	 received;
+	uint64_t	 delivered;
+	uint64_t	 deferred;
+	uint64_t	 failed;
+	int		 smtp_paused;
+	int		 delivery_paused;
+};
+void	queue_ctl_accept(struct imsg *);
+struct queue_stats *queue_ctl_stats(void);
+
 /* queue_sched.c: hands due envelopes to deliveries */
 void	queue_sched_init(void);
 void	queue_sched_kick(void);

@@ -102,6 +102,8 @@ queue_sched_run(int fd, short ev, void *arg)
 	size_t	 room;
 
 	sched_armed = 0;
+	if (queue_ctl_stats()->delivery_paused)
+		return;		/* resume kicks us */
 	while (ninflight < SCHED_MAX_INFLIGHT) {
 		room = SCHED_MAX_INFLIGHT - ninflight;
 		if (room > SCHED_BATCH)
@@ -249,16 +251,19 @@ queue_sched_result(struct imsg *imsg)
 		    (long long)(time(NULL) - e.ctime));
 		if (queue_db_remove_envelope(qs->db, si->evpid) == -1)
 			fatalx("queue: cannot remove an envelope");
+		queue_ctl_stats()->delivered++;
 		break;
 	case DELIVER_TEMPFAIL:
 		log_info("event=deferred evp=%s rcpt=%s attempts=%u "
 		    "error=\"%s\"", idbuf, e.rcpt, si->attempts + 1, r.text);
 		queue_sched_defer(si->evpid, si->attempts, r.text);
+		queue_ctl_stats()->deferred++;
 		break;
 	case DELIVER_PERMFAIL:
 		/* Bounces come with outbound delivery; say it loudly. */
 		log_warnx("event=failed evp=%s rcpt=%s error=\"%s\"", idbuf,
 		    e.rcpt, r.text);
+		queue_ctl_stats()->failed++;
 		if (queue_db_remove_envelope(qs->db, si->evpid) == -1)
 			fatalx("queue: cannot remove an envelope");
 		break;

@@ -339,6 +339,7 @@ queue_smtp_flush(int fd, short ev, void *arg)
 			    batch);
 			queue_smtp_reply(IMSG_SMTP_COMMIT_RESULT, t->sid, 1,
 			    t->msgid, NULL);
+			queue_ctl_stats()->received++;
 		} else {
 			log_warnx("event=queue-failed session=%s msg=%s",
 			    proc_id(t->sid, sidbuf), proc_id(t->msgid, idbuf));

@@ -59,6 +59,8 @@ static int			 exit_status;
 static char			 progdir[PATH_MAX];
 static struct event		 ev_sigterm, ev_sigint, ev_sighup, ev_sigchld;
 static struct event		 ev_stop_timer;
+static struct event		 ev_control;
+static int			 control_fd = -1;
 
 static __dead void usage(void);
 static void	parent_spool_prepare(const char *);
@@ -71,6 +73,8 @@ static void	parent_sig(int, short, void *);
 static void	parent_stop(int);
 static void	parent_reload(void);
 static char	*parent_read_conf_text(size_t *);
+static int	parent_control_open(const char *);
+static void	parent_control_accept(int, short, void *);
 
 static __dead void
 usage(void)
@@ -163,6 +167,8 @@ main(int argc, char *argv[])
 
 	if (parent_listen(&socks, &nsocks) == -1)
 		exit(1);
+	if ((control_fd = parent_control_open(conf->control)) == -1)
+		exit(1);
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp_smtpd) ==
 	    -1 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
@@ -232,6 +238,10 @@ main(int argc, char *argv[])
 		procs[i].events = 0;
 		parent_update_event(&procs[i]);
 	}
+
+	event_set(&ev_control, control_fd, EV_READ | EV_PERSIST,
+	    parent_control_accept, NULL);
+	event_add(&ev_control, NULL);
 
 	signal_set(&ev_sigterm, SIGTERM, parent_sig, NULL);
 	signal_set(&ev_sigint, SIGINT, parent_sig, NULL);
@@ -367,6 +377,98 @@ parent_listen(struct listener_sock **out, size_t *nout)
 	*out = socks;
 	*nout = n;
 	return 0;
+}
+
+/*
+ * The control socket: any local user may connect (0666); queue decides
+ * per request, knowing the caller's uid from SO_PEERCRED.
+ */
+static int
+parent_control_open(const char *path)
+{
+	struct sockaddr_un	 sun;
+	struct stat		 st;
+	char			 dir[PATH_MAX], *slash;
+	mode_t			 old;
+	int			 fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) >=
+	    sizeof(sun.sun_path)) {
+		log_warnx("control socket path too long: %s", path);
+		return -1;
+	}
+	strlcpy(dir, path, sizeof(dir));
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) == -1 && errno != EEXIST) {
+			log_warn("mkdir %s", dir);
+			return -1;
+		}
+	}
+	/* A stale socket from an earlier run; never remove anything else. */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_warnx("%s exists and is not a socket", path);
+			return -1;
+		}
+		if (unlink(path) == -1) {
+			log_warn("unlink %s", path);
+			return -1;
+		}
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1)
+		fatal("socket");
+	old = umask(0111);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		umask(old);
+		log_warn("bind %s", path);
+		close(fd);
+		return -1;
+	}
+	umask(old);
+	if (chmod(path, 0666) == -1 || listen(fd, 64) == -1) {
+		log_warn("control socket %s", path);
+		close(fd);
+		return -1;
+	}
+	log_debug("event=control-socket path=%s", path);
+	return fd;
+}
+
+static void
+parent_control_accept(int fd, short ev, void *arg)
+{
+	struct imsg_payload	 p;
+	struct msg_ctl_conn	 c;
+	struct ucred		 cred;
+	socklen_t		 len = sizeof(cred);
+	int			 s;
+
+	if ((s = accept4(fd, NULL, NULL, SOCK_CLOEXEC)) == -1) {
+		if (errno != EAGAIN && errno != EINTR &&
+		    errno != ECONNABORTED)
+			log_warn("control accept");
+		return;
+	}
+	if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
+		log_warn("SO_PEERCRED");
+		close(s);
+		return;
+	}
+	memset(&c, 0, sizeof(c));
+	c.uid = cred.uid;
+	c.gid = cred.gid;
+	c.admin = cred.uid == 0;
+	imsg_payload_init(&p);
+	proto_enc_ctl_conn(&p, &c);
+	if (imsg_compose_payload(&procs[CHILD_QUEUE].ib, IMSG_CTL_CONN, 0, s,
+	    &p) == -1)
+		fatal("compose control connection");
+	imsg_payload_free(&p);
+	parent_update_event(&procs[CHILD_QUEUE]);
 }
 
 /* Fork and exec one child with its pipes on the fixed descriptors. */
@@ -516,7 +618,30 @@ parent_dispatch(int fd, short ev, void *arg)
 			    imsg.hdr.type == IMSG_DELIVER_LOCAL)
 				parent_local_request(conf, &imsg,
 				    &procs[CHILD_QUEUE].ib);
-			else
+			else if (p == &procs[CHILD_QUEUE] &&
+			    imsg.hdr.type == IMSG_CTL_PARENT_RELOAD) {
+				if (imsg_end(&imsg) == -1)
+					fatalx("queue: malformed reload");
+				parent_reload();
+			} else if (p == &procs[CHILD_QUEUE] &&
+			    imsg.hdr.type == IMSG_CTL_LOG) {
+				struct msg_ctl_what	 w;
+				struct imsg_payload	 pl;
+
+				if (proto_dec_ctl_what(&imsg, &w) == -1 ||
+				    w.what > 1)
+					fatalx("queue: malformed log request");
+				log_setverbose(w.what);
+				imsg_payload_init(&pl);
+				proto_enc_ctl_what(&pl, &w);
+				if (imsg_compose_payload(
+				    &procs[CHILD_SMTPD].ib, IMSG_CTL_LOG, 0,
+				    -1, &pl) == -1)
+					fatal("compose log");
+				imsg_payload_free(&pl);
+				log_info("event=log level=%s", w.what ?
+				    "verbose" : "brief");
+			} else
 				fatalx("%s: unexpected message type %u",
 				    p->name, imsg.hdr.type);
 			imsg_free(&imsg);

@@ -45,6 +45,7 @@ static void	smtpd_resume_accept(int, short, void *);
 static void	smtpd_start_listeners(void);
 static void	smtpd_sig(int, short, void *);
 static void	smtpd_worker_dispatch(int, short, void *);
+static void	smtpd_pause(struct imsg *);
 
 int
 main(int argc, char *argv[])
@@ -158,6 +159,14 @@ smtpd_parent_dispatch(int fd, short ev, void *arg)
 			imsg.fd = -1;
 			wk->events = 0;
 			smtpd_worker_update(wk);
+			break;
+		}
+		case IMSG_CTL_LOG: {
+			struct msg_ctl_what	 w;
+
+			if (proto_dec_ctl_what(&imsg, &w) == -1 || w.what > 1)
+				fatalx("parent: malformed IMSG_CTL_LOG");
+			log_setverbose(w.what);
 			break;
 		}
 		case IMSG_LISTENER_FD:
@@ -300,6 +309,10 @@ smtpd_queue_dispatch(int fd, short ev, void *arg)
 			case IMSG_SMTP_COMMIT_RESULT:
 				smtp_session_queue_reply(&imsg);
 				break;
+			case IMSG_CTL_PAUSE:
+			case IMSG_CTL_RESUME:
+				smtpd_pause(&imsg);
+				break;
 			default:
 				fatalx("queue: unexpected message type %u",
 				    imsg.hdr.type);
@@ -310,6 +323,27 @@ smtpd_queue_dispatch(int fd, short ev, void *arg)
 			fatalx("queue: malformed frame");
 	}
 	smtpd_queue_update();
+}
+
+/* posternctl pause|resume smtp: stop or start accepting; sessions that
+ * are open go on. */
+static void
+smtpd_pause(struct imsg *imsg)
+{
+	struct msg_ctl_what	 w;
+	struct smtp_listener	*sl;
+	int			 pause = imsg->hdr.type == IMSG_CTL_PAUSE;
+
+	if (proto_dec_ctl_what(imsg, &w) == -1 || w.what != CTL_WHAT_SMTP)
+		fatalx("queue: malformed pause");
+	TAILQ_FOREACH(sl, &sd->listeners, entry) {
+		evtimer_del(&sl->pause);
+		if (pause)
+			event_del(&sl->ev);
+		else
+			event_add(&sl->ev, NULL);
+	}
+	log_info("event=%s what=smtp", pause ? "pause" : "resume");
 }
 
 /* Watch a worker's pipe for writing only while output is queued. */
