@@ -197,7 +197,8 @@ ctl_fmt_size(char *dst, size_t dstsz, uint64_t b)
 	int			 k;
 
 	if (b < 1024)
-		return ctl_fmt_small(dst, dstsz, "%lluB", (unsigned long long)b);
+		return ctl_fmt_small(dst, dstsz, "%lluB",
+		    (unsigned long long)b);
 	for (k = 1; k <= 6; k++) {
 		div = (uint64_t)1 << (10 * k);
 		/* Rounded to tenths without overflowing b * 10. */

@@ -27,6 +27,7 @@
 #define CTL_MAXMACROS		PROTO_MAXMACROS
 #define CTL_ERRLEN		1024
 #define CTL_MONITOR_REPEAT	20	/* lines between two headers */
+#define CTL_MAXSTATS		65536	/* no daemon has that many */
 
 /* Exit statuses. */
 #define EX_OK		0
@@ -74,6 +75,8 @@ struct ctl_reply {
 	struct ctl_invocation	*inv;
 	int64_t			 now;
 	size_t			 count;		/* envelopes seen */
+	int			 count_only;	/* keep nothing */
+	int			 stream;	/* JSON straight to stdout */
 	/* show queue, show message */
 	struct ctl_row		*rows;
 	size_t			 nrows;
@@ -211,10 +214,14 @@ ctl_open(struct ctl_conn *c, const char *path)
 	return -1;
 }
 
+/* What a frame callback returns besides 0. */
+#define FRAME_BAD	-1	/* not a frame this request expects */
+#define FRAME_FAILED	-2	/* a local failure, already reported */
+
 /*
  * One request and its reply: each frame before END goes to frame(), which
- * returns 0, or -1 when it is not a frame this request expects.  Returns
- * 0 with *end filled, or -1 after printing why.
+ * returns 0, FRAME_BAD or FRAME_FAILED.  Returns 0 with *end filled, or -1
+ * after printing why.
  */
 static int
 ctl_transact(const char *path, uint16_t type, const struct imsg_payload *p,
@@ -224,7 +231,7 @@ ctl_transact(const char *path, uint16_t type, const struct imsg_payload *p,
 	struct ctl_conn	 c;
 	struct imsg	 m;
 	char		 err[CTL_ERRLEN];
-	int		 rv = -1, bad;
+	int		 rv = -1, bad, fr;
 
 	if (ctl_open(&c, path) == -1)
 		return -1;
@@ -246,9 +253,11 @@ ctl_transact(const char *path, uint16_t type, const struct imsg_payload *p,
 			rv = 0;
 			goto done;
 		}
-		bad = frame == NULL || frame(r, &m) == -1;
+		fr = frame != NULL ? frame(r, &m) : FRAME_BAD;
 		imsg_free(&m);
-		if (bad)
+		if (fr == FRAME_FAILED)
+			goto done;
+		if (fr != 0)
 			break;
 	}
 	ctl_err("malformed reply from the server");
@@ -296,7 +305,7 @@ ctl_reply_free(struct ctl_reply *r)
 	ctl_buf_free(&r->headers);
 }
 
-/* Keep one envelope: as a table row, or as JSON. */
+/* Keep one envelope: as a table row, or as JSON (kept or printed). */
 static int
 ctl_take_envelope(struct ctl_reply *r, const struct msg_ctl_envelope *e)
 {
@@ -305,17 +314,32 @@ ctl_take_envelope(struct ctl_reply *r, const struct msg_ctl_envelope *e)
 	if (r->count == 0)
 		r->msgid = e->msgid;
 	r->count++;
+	if (r->count_only)
+		return 0;
 	if (r->inv->json) {
-		ctl_buf_puts(&r->json, r->count > 1 ? ",\n  " : "\n  ");
+		if (r->stream)
+			ctl_buf_reset(&r->json);
+		ctl_buf_puts(&r->json, r->count > 1 ? ",\n  " :
+		    r->stream ? "[\n  " : "\n  ");
 		ctl_json_envelope(&r->json, e, r->now);
+		if (r->json.failed) {
+			ctl_err("reply too large to format");
+			return FRAME_FAILED;
+		}
+		if (r->stream && ctl_output(&r->json) != EX_OK)
+			return FRAME_FAILED;
 		return 0;
 	}
 	rows = reallocarray(r->rows, r->nrows + 1, sizeof(*rows));
-	if (rows == NULL)
-		return -1;
+	if (rows == NULL) {
+		ctl_err("out of memory");
+		return FRAME_FAILED;
+	}
 	r->rows = rows;
-	if (ctl_row_envelope(&r->rows[r->nrows], e, r->now) == -1)
-		return -1;
+	if (ctl_row_envelope(&r->rows[r->nrows], e, r->now) == -1) {
+		ctl_err("out of memory");
+		return FRAME_FAILED;
+	}
 	r->nrows++;
 	return 0;
 }
@@ -367,7 +391,7 @@ ctl_frame_queue(struct ctl_reply *r, struct imsg *m)
 
 	if (m->hdr.type != IMSG_CTL_ENVELOPE ||
 	    proto_dec_ctl_envelope(m, &e) == -1)
-		return -1;
+		return FRAME_BAD;
 	return ctl_take_envelope(r, &e);
 }
 
@@ -375,14 +399,12 @@ ctl_frame_queue(struct ctl_reply *r, struct imsg *m)
 static int64_t
 ctl_queue_size(struct ctl_invocation *inv)
 {
-	struct ctl_invocation	 quiet = *inv;
 	struct ctl_reply	 r;
 	struct msg_ctl_end	 end;
 	int64_t			 n = -1;
 
-	/* Count only: as JSON the envelopes are not kept as rows. */
-	quiet.json = 1;
-	ctl_reply_init(&r, NULL, &quiet);
+	ctl_reply_init(&r, NULL, inv);
+	r.count_only = 1;
 	if (ctl_transact(inv->socket, IMSG_CTL_SHOW_QUEUE, NULL,
 	    ctl_frame_queue, &r, &end) == 0) {
 		if (!end.ok)
@@ -403,6 +425,9 @@ ctl_cmd_show_queue(const struct ctl_command *cmd, struct ctl_invocation *inv)
 	int			 rv;
 
 	ctl_reply_init(&r, cmd, inv);
+	/* A queue can be long: JSON goes out as it comes, the table must
+	 * wait for its widths. */
+	r.stream = 1;
 	ctl_buf_init(&out);
 	if (ctl_transact(inv->socket, cmd->type, NULL, ctl_frame_queue, &r,
 	    &end) == -1)
@@ -410,13 +435,9 @@ ctl_cmd_show_queue(const struct ctl_command *cmd, struct ctl_invocation *inv)
 	else if (!end.ok)
 		rv = ctl_refused(&end);
 	else {
-		if (inv->json) {
-			ctl_buf_puts(&out, "[");
-			ctl_buf_add(&out, ctl_buf_str(&r.json), r.json.len);
-			if (r.json.failed)
-				out.failed = 1;
-			ctl_buf_puts(&out, r.count > 0 ? "\n]\n" : "]\n");
-		} else
+		if (inv->json)
+			ctl_buf_puts(&out, r.count > 0 ? "\n]\n" : "[]\n");
+		else
 			ctl_fmt_table(&out, &r);
 		rv = ctl_output(&out);
 	}
@@ -433,9 +454,13 @@ ctl_frame_message(struct ctl_reply *r, struct imsg *m)
 
 	if (m->hdr.type == IMSG_CTL_HEADERS) {
 		if (proto_dec_tls_bytes(m, &h) == -1)
-			return -1;
+			return FRAME_BAD;
 		ctl_buf_add(&r->headers, (const char *)h.data, h.len);
-		return r->headers.failed ? -1 : 0;
+		if (r->headers.failed) {
+			ctl_err("reply too large to format");
+			return FRAME_FAILED;
+		}
+		return 0;
 	}
 	return ctl_frame_queue(r, m);
 }
@@ -499,19 +524,23 @@ ctl_frame_stat(struct ctl_reply *r, struct imsg *m)
 	size_t			 ncap;
 
 	if (m->hdr.type != IMSG_CTL_STAT)
-		return -1;
+		return FRAME_BAD;
 	if (r->nstats == r->capstats) {
-		if (r->capstats >= 100000)	/* no daemon has that many */
-			return -1;
+		if (r->capstats >= CTL_MAXSTATS) {
+			ctl_err("too many statistics in the reply");
+			return FRAME_FAILED;
+		}
 		ncap = r->capstats == 0 ? 32 : r->capstats * 2;
 		st = reallocarray(r->stats, ncap, sizeof(*st));
-		if (st == NULL)
-			return -1;
+		if (st == NULL) {
+			ctl_err("out of memory");
+			return FRAME_FAILED;
+		}
 		r->stats = st;
 		r->capstats = ncap;
 	}
 	if (proto_dec_ctl_stat(m, &r->stats[r->nstats]) == -1)
-		return -1;
+		return FRAME_BAD;
 	r->nstats++;
 	return 0;
 }
@@ -864,7 +893,8 @@ ctl_parse_command(int argc, char **argv, struct ctl_invocation *inv)
 		break;
 	case ARG_LEVEL:
 		if (nwords <= used)
-			ctl_usage_err("log: missing argument: verbose or brief");
+			ctl_usage_err("log: missing argument: verbose or "
+			    "brief");
 		if (strcmp(words[used], "verbose") == 0)
 			inv->what = 1;
 		else if (strcmp(words[used], "brief") == 0)
@@ -897,7 +927,8 @@ main(int argc, char *argv[])
 	struct ctl_invocation		 inv;
 	const char			*name, *conffile = CTL_DEFAULT_CONF;
 	const char			*sockopt = NULL;
-	char				*mailq_argv[] = { "show", "queue", NULL };
+	char				*mailq_argv[] = { "show", "queue",
+					    NULL };
 	size_t				 nmacros = 0;
 	int				 ch, conf_given = 0, rv;
 

@@ -28,7 +28,7 @@
 #define CTL_HEADERS_MAX		(64 * 1024)
 #define CTL_OUTPUT_MAX		(64 * 1024 * 1024)
 
-struct ctl_conn {
+struct queue_ctl_conn {
 	struct imsgbuf	 ib;
 	struct event	 ev;
 	short		 events;
@@ -37,13 +37,13 @@ struct ctl_conn {
 	int		 answered;	/* close once the reply is written */
 };
 
-struct ctl_ids {
+struct queue_ctl_ids {
 	uint64_t	*ids;
 	size_t		 n;
 	size_t		 cap;
 };
 
-struct ctl_headers {
+struct queue_ctl_headers {
 	uint8_t		*buf;
 	size_t		 len;
 	int		 done;
@@ -51,7 +51,7 @@ struct ctl_headers {
 
 static struct queue_stats	 stats;
 
-static void	ctl_dispatch(int, short, void *);
+static void	queue_ctl_dispatch(int, short, void *);
 
 struct queue_stats *
 queue_ctl_stats(void)
@@ -63,7 +63,7 @@ void
 queue_ctl_accept(struct imsg *imsg)
 {
 	struct msg_ctl_conn	 c;
-	struct ctl_conn		*cc;
+	struct queue_ctl_conn		*cc;
 
 	if (proto_dec_ctl_conn(imsg, &c) == -1 || imsg->fd == -1)
 		fatalx("parent: malformed IMSG_CTL_CONN");
@@ -80,12 +80,12 @@ queue_ctl_accept(struct imsg *imsg)
 	cc->uid = c.uid;
 	cc->admin = c.admin;
 	cc->events = EV_READ;
-	event_set(&cc->ev, cc->ib.fd, EV_READ | EV_PERSIST, ctl_dispatch, cc);
+	event_set(&cc->ev, cc->ib.fd, EV_READ | EV_PERSIST, queue_ctl_dispatch, cc);
 	event_add(&cc->ev, NULL);
 }
 
 static void
-ctl_close(struct ctl_conn *cc)
+queue_ctl_close(struct queue_ctl_conn *cc)
 {
 	event_del(&cc->ev);
 	close(cc->ib.fd);
@@ -94,7 +94,7 @@ ctl_close(struct ctl_conn *cc)
 }
 
 static void
-ctl_end(struct ctl_conn *cc, int ok, uint64_t count, const char *error)
+queue_ctl_end(struct queue_ctl_conn *cc, int ok, uint64_t count, const char *error)
 {
 	struct imsg_payload	 p;
 	struct msg_ctl_end	 e;
@@ -113,9 +113,9 @@ ctl_end(struct ctl_conn *cc, int ok, uint64_t count, const char *error)
 }
 
 static int
-ctl_send_envelope(void *arg, const struct queue_envelope *e)
+queue_ctl_send_envelope(void *arg, const struct queue_envelope *e)
 {
-	struct ctl_conn		*cc = arg;
+	struct queue_ctl_conn		*cc = arg;
 	struct imsg_payload	 p;
 	struct msg_ctl_envelope	 m;
 
@@ -141,9 +141,9 @@ ctl_send_envelope(void *arg, const struct queue_envelope *e)
 }
 
 static int
-ctl_collect(void *arg, const struct queue_envelope *e)
+queue_ctl_collect(void *arg, const struct queue_envelope *e)
 {
-	struct ctl_ids	*ids = arg;
+	struct queue_ctl_ids	*ids = arg;
 	uint64_t	*n;
 
 	if (ids->n == ids->cap) {
@@ -158,7 +158,7 @@ ctl_collect(void *arg, const struct queue_envelope *e)
 
 /* The envelopes an id names: itself, or every envelope of a message. */
 static int
-ctl_resolve(uint64_t id, struct ctl_ids *ids)
+queue_ctl_resolve(uint64_t id, struct queue_ctl_ids *ids)
 {
 	struct queue_envelope	 e;
 	int			 rv;
@@ -166,15 +166,15 @@ ctl_resolve(uint64_t id, struct ctl_ids *ids)
 	if ((rv = queue_db_envelope(qs->db, id, &e)) == -1)
 		return -1;
 	if (rv == 1)
-		return ctl_collect(ids, &e);
-	return queue_db_message_envelopes(qs->db, id, ctl_collect, ids) ==
+		return queue_ctl_collect(ids, &e);
+	return queue_db_message_envelopes(qs->db, id, queue_ctl_collect, ids) ==
 	    -1 ? -1 : 0;
 }
 
 static int
-ctl_header_chunk(void *arg, const uint8_t *data, size_t len)
+queue_ctl_header_chunk(void *arg, const uint8_t *data, size_t len)
 {
-	struct ctl_headers	*h = arg;
+	struct queue_ctl_headers	*h = arg;
 	size_t			 take, i;
 
 	if (h->done)
@@ -199,10 +199,10 @@ ctl_header_chunk(void *arg, const uint8_t *data, size_t len)
 }
 
 static void
-ctl_show_message(struct ctl_conn *cc, uint64_t id)
+queue_ctl_show_message(struct queue_ctl_conn *cc, uint64_t id)
 {
 	struct queue_envelope	 e;
-	struct ctl_headers	 h;
+	struct queue_ctl_headers	 h;
 	struct imsg_payload	 p;
 	struct msg_tls_bytes	 b;
 	size_t			 off;
@@ -211,19 +211,19 @@ ctl_show_message(struct ctl_conn *cc, uint64_t id)
 	/* An envelope id shows its message. */
 	if (queue_db_envelope(qs->db, id, &e) == 1)
 		id = e.msgid;
-	if ((n = queue_db_message_envelopes(qs->db, id, ctl_send_envelope,
+	if ((n = queue_db_message_envelopes(qs->db, id, queue_ctl_send_envelope,
 	    cc)) == -1) {
-		ctl_end(cc, 0, 0, "cannot read the queue");
+		queue_ctl_end(cc, 0, 0, "cannot read the queue");
 		return;
 	}
 	if (n == 0) {
-		ctl_end(cc, 0, 0, "no such envelope or message");
+		queue_ctl_end(cc, 0, 0, "no such envelope or message");
 		return;
 	}
 	memset(&h, 0, sizeof(h));
 	if ((h.buf = malloc(CTL_HEADERS_MAX)) == NULL)
 		fatal("ctl headers");
-	(void)queue_db_read_body(qs->db, id, ctl_header_chunk, &h);
+	(void)queue_db_read_body(qs->db, id, queue_ctl_header_chunk, &h);
 	for (off = 0; off < h.len; off += b.len) {
 		b.data = h.buf + off;
 		b.len = h.len - off > 16384 ? 16384 : h.len - off;
@@ -235,11 +235,11 @@ ctl_show_message(struct ctl_conn *cc, uint64_t id)
 		imsg_payload_free(&p);
 	}
 	free(h.buf);
-	ctl_end(cc, 1, n, NULL);
+	queue_ctl_end(cc, 1, n, NULL);
 }
 
 static void
-ctl_stat(struct ctl_conn *cc, const char *name, int64_t value)
+queue_ctl_stat(struct queue_ctl_conn *cc, const char *name, int64_t value)
 {
 	struct imsg_payload	 p;
 	struct msg_ctl_stat	 s;
@@ -255,37 +255,37 @@ ctl_stat(struct ctl_conn *cc, const char *name, int64_t value)
 }
 
 static void
-ctl_show_stats(struct ctl_conn *cc)
+queue_ctl_show_stats(struct queue_ctl_conn *cc)
 {
 	size_t	 counts[4], messages;
 	int64_t	 oldest, now = time(NULL);
 
 	if (queue_db_counts(qs->db, counts, &messages, &oldest) == -1) {
-		ctl_end(cc, 0, 0, "cannot read the queue");
+		queue_ctl_end(cc, 0, 0, "cannot read the queue");
 		return;
 	}
-	ctl_stat(cc, "uptime_seconds", now - qs->started);
-	ctl_stat(cc, "messages", messages);
-	ctl_stat(cc, "envelopes_pending", counts[EVP_PENDING]);
-	ctl_stat(cc, "envelopes_inflight", counts[EVP_INFLIGHT]);
-	ctl_stat(cc, "envelopes_deferred", counts[EVP_DEFERRED]);
-	ctl_stat(cc, "envelopes_held", counts[EVP_HELD]);
-	ctl_stat(cc, "oldest_age_seconds", messages > 0 && oldest > 0 ?
+	queue_ctl_stat(cc, "uptime_seconds", now - qs->started);
+	queue_ctl_stat(cc, "messages", messages);
+	queue_ctl_stat(cc, "envelopes_pending", counts[EVP_PENDING]);
+	queue_ctl_stat(cc, "envelopes_inflight", counts[EVP_INFLIGHT]);
+	queue_ctl_stat(cc, "envelopes_deferred", counts[EVP_DEFERRED]);
+	queue_ctl_stat(cc, "envelopes_held", counts[EVP_HELD]);
+	queue_ctl_stat(cc, "oldest_age_seconds", messages > 0 && oldest > 0 ?
 	    now - oldest : 0);
-	ctl_stat(cc, "messages_received_total", stats.received);
-	ctl_stat(cc, "messages_delivered_total", stats.delivered);
-	ctl_stat(cc, "deliveries_deferred_total", stats.deferred);
-	ctl_stat(cc, "deliveries_failed_total", stats.failed);
-	ctl_stat(cc, "smtp_paused", stats.smtp_paused);
-	ctl_stat(cc, "delivery_paused", stats.delivery_paused);
-	ctl_end(cc, 1, 0, NULL);
+	queue_ctl_stat(cc, "messages_received_total", stats.received);
+	queue_ctl_stat(cc, "messages_delivered_total", stats.delivered);
+	queue_ctl_stat(cc, "deliveries_deferred_total", stats.deferred);
+	queue_ctl_stat(cc, "deliveries_failed_total", stats.failed);
+	queue_ctl_stat(cc, "smtp_paused", stats.smtp_paused);
+	queue_ctl_stat(cc, "delivery_paused", stats.delivery_paused);
+	queue_ctl_end(cc, 1, 0, NULL);
 }
 
 /* schedule, remove, hold, release: by id, or 0 for all. */
 static void
-ctl_change(struct ctl_conn *cc, uint16_t type, uint64_t id)
+queue_ctl_change(struct queue_ctl_conn *cc, uint16_t type, uint64_t id)
 {
-	struct ctl_ids	 ids;
+	struct queue_ctl_ids	 ids;
 	int64_t		 now = time(NULL);
 	size_t		 i, changed = 0;
 	int		 rv = 0;
@@ -297,15 +297,15 @@ ctl_change(struct ctl_conn *cc, uint16_t type, uint64_t id)
 	    type == IMSG_CTL_RELEASE))
 		rv = queue_db_hold_all(qs->db, type == IMSG_CTL_HOLD, now);
 	else {
-		if ((id == 0 ? queue_db_list(qs->db, ctl_collect, &ids) :
-		    ctl_resolve(id, &ids)) == -1) {
+		if ((id == 0 ? queue_db_list(qs->db, queue_ctl_collect, &ids) :
+		    queue_ctl_resolve(id, &ids)) == -1) {
 			free(ids.ids);
-			ctl_end(cc, 0, 0, "cannot read the queue");
+			queue_ctl_end(cc, 0, 0, "cannot read the queue");
 			return;
 		}
 		if (id != 0 && ids.n == 0) {
 			free(ids.ids);
-			ctl_end(cc, 0, 0, "no such envelope or message");
+			queue_ctl_end(cc, 0, 0, "no such envelope or message");
 			return;
 		}
 		if (queue_db_begin(qs->db) == -1)
@@ -332,7 +332,7 @@ ctl_change(struct ctl_conn *cc, uint16_t type, uint64_t id)
 		if (rv == -1) {
 			queue_db_rollback(qs->db);
 			free(ids.ids);
-			ctl_end(cc, 0, 0, "cannot change the queue");
+			queue_ctl_end(cc, 0, 0, "cannot change the queue");
 			return;
 		}
 		if (queue_db_commit(qs->db) == -1)
@@ -341,7 +341,7 @@ ctl_change(struct ctl_conn *cc, uint16_t type, uint64_t id)
 		free(ids.ids);
 	}
 	if (rv == -1) {
-		ctl_end(cc, 0, 0, "cannot change the queue");
+		queue_ctl_end(cc, 0, 0, "cannot change the queue");
 		return;
 	}
 	log_info("event=control uid=%u request=%s id=%016llx changed=%d",
@@ -350,12 +350,12 @@ ctl_change(struct ctl_conn *cc, uint16_t type, uint64_t id)
 	    "hold" : "release", (unsigned long long)id, rv);
 	if (type != IMSG_CTL_HOLD)
 		queue_sched_kick();
-	ctl_end(cc, 1, rv, NULL);
+	queue_ctl_end(cc, 1, rv, NULL);
 }
 
 /* Tell smtpd to stop or start accepting. */
 static void
-ctl_smtp_pause(uint16_t type)
+queue_ctl_smtp_pause(uint16_t type)
 {
 	struct imsg_payload	 p;
 	struct msg_ctl_what	 w = { .what = CTL_WHAT_SMTP };
@@ -369,7 +369,7 @@ ctl_smtp_pause(uint16_t type)
 }
 
 static void
-ctl_request(struct ctl_conn *cc, struct imsg *imsg)
+queue_ctl_request(struct queue_ctl_conn *cc, struct imsg *imsg)
 {
 	struct msg_ctl_id	 id;
 	struct msg_ctl_what	 w;
@@ -380,27 +380,27 @@ ctl_request(struct ctl_conn *cc, struct imsg *imsg)
 			goto bad;
 		if (!cc->admin) {
 			/* Only messages a user submitted locally are his. */
-			ctl_end(cc, 1, 0, NULL);
+			queue_ctl_end(cc, 1, 0, NULL);
 			return;
 		}
-		ctl_end(cc, 1, queue_db_list(qs->db, ctl_send_envelope, cc),
+		queue_ctl_end(cc, 1, queue_db_list(qs->db, queue_ctl_send_envelope, cc),
 		    NULL);
 		return;
 	}
 	if (!cc->admin) {
-		ctl_end(cc, 0, 0, "permission denied");
+		queue_ctl_end(cc, 0, 0, "permission denied");
 		return;
 	}
 	switch (imsg->hdr.type) {
 	case IMSG_CTL_SHOW_MESSAGE:
 		if (proto_dec_ctl_id(imsg, &id) == -1)
 			goto bad;
-		ctl_show_message(cc, id.id);
+		queue_ctl_show_message(cc, id.id);
 		break;
 	case IMSG_CTL_SHOW_STATS:
 		if (imsg_end(imsg) == -1)
 			goto bad;
-		ctl_show_stats(cc);
+		queue_ctl_show_stats(cc);
 		break;
 	case IMSG_CTL_SCHEDULE:
 	case IMSG_CTL_REMOVE:
@@ -408,7 +408,7 @@ ctl_request(struct ctl_conn *cc, struct imsg *imsg)
 	case IMSG_CTL_RELEASE:
 		if (proto_dec_ctl_id(imsg, &id) == -1)
 			goto bad;
-		ctl_change(cc, imsg->hdr.type, id.id);
+		queue_ctl_change(cc, imsg->hdr.type, id.id);
 		break;
 	case IMSG_CTL_PAUSE:
 	case IMSG_CTL_RESUME:
@@ -421,12 +421,12 @@ ctl_request(struct ctl_conn *cc, struct imsg *imsg)
 				queue_sched_kick();
 		} else {
 			stats.smtp_paused = imsg->hdr.type == IMSG_CTL_PAUSE;
-			ctl_smtp_pause(imsg->hdr.type);
+			queue_ctl_smtp_pause(imsg->hdr.type);
 		}
 		log_info("event=control uid=%u request=%s what=%s", cc->uid,
 		    imsg->hdr.type == IMSG_CTL_PAUSE ? "pause" : "resume",
 		    w.what == CTL_WHAT_DELIVERY ? "delivery" : "smtp");
-		ctl_end(cc, 1, 0, NULL);
+		queue_ctl_end(cc, 1, 0, NULL);
 		break;
 	case IMSG_CTL_RELOAD:
 		if (imsg_end(imsg) == -1)
@@ -435,7 +435,7 @@ ctl_request(struct ctl_conn *cc, struct imsg *imsg)
 		    NULL, 0) == -1)
 			fatal("compose reload");
 		queue_peer_update(&qs->parent);
-		ctl_end(cc, 1, 0, NULL);
+		queue_ctl_end(cc, 1, 0, NULL);
 		break;
 	case IMSG_CTL_LOG:
 		if (proto_dec_ctl_what(imsg, &w) == -1 || w.what > 1)
@@ -448,55 +448,55 @@ ctl_request(struct ctl_conn *cc, struct imsg *imsg)
 			fatal("compose log");
 		imsg_payload_free(&p);
 		queue_peer_update(&qs->parent);
-		ctl_end(cc, 1, 0, NULL);
+		queue_ctl_end(cc, 1, 0, NULL);
 		break;
 	default:
 		goto bad;
 	}
 	return;
 bad:
-	ctl_end(cc, 0, 0, "malformed request");
+	queue_ctl_end(cc, 0, 0, "malformed request");
 }
 
 static void
-ctl_dispatch(int fd, short ev, void *arg)
+queue_ctl_dispatch(int fd, short ev, void *arg)
 {
-	struct ctl_conn	*cc = arg;
+	struct queue_ctl_conn	*cc = arg;
 	struct imsg	 imsg;
 	ssize_t		 n;
 	int		 rv;
 
 	if (ev & EV_WRITE) {
 		if (imsgbuf_write(&cc->ib) == -1) {
-			ctl_close(cc);
+			queue_ctl_close(cc);
 			return;
 		}
 	}
 	if ((ev & EV_READ) && !cc->answered) {
 		n = imsgbuf_read(&cc->ib);
 		if (n == 0 || (n == -1 && errno != EAGAIN)) {
-			ctl_close(cc);
+			queue_ctl_close(cc);
 			return;
 		}
 		/* One request per connection; anything malformed ends it. */
 		if ((rv = imsg_get(&cc->ib, &imsg)) == -1) {
-			ctl_close(cc);
+			queue_ctl_close(cc);
 			return;
 		}
 		if (rv == 1) {
-			ctl_request(cc, &imsg);
+			queue_ctl_request(cc, &imsg);
 			imsg_free(&imsg);
 		}
 	}
 	if (cc->answered && imsgbuf_queued(&cc->ib) == 0) {
-		ctl_close(cc);
+		queue_ctl_close(cc);
 		return;
 	}
 	if (cc->answered && cc->events != EV_WRITE) {
 		event_del(&cc->ev);
 		cc->events = EV_WRITE;
 		event_set(&cc->ev, cc->ib.fd, EV_WRITE | EV_PERSIST,
-		    ctl_dispatch, cc);
+		    queue_ctl_dispatch, cc);
 		event_add(&cc->ev, NULL);
 	}
 }

@@ -181,7 +181,8 @@ test_escape_json(void **state)
 	JSON("/", "\"/\"");
 	/* UTF-8 passes through, 2, 3 and 4 byte forms */
 	JSON("\xc3\xa9t\xc3\xa9", "\"\xc3\xa9t\xc3\xa9\"");
-	JSON("\xe2\x82\xac \xf0\x9f\x93\xa8", "\"\xe2\x82\xac \xf0\x9f\x93\xa8\"");
+	JSON("\xe2\x82\xac \xf0\x9f\x93\xa8",
+	    "\"\xe2\x82\xac \xf0\x9f\x93\xa8\"");
 	JSON("\xe2\x80\xa8", "\"\xe2\x80\xa8\"");
 	/* not UTF-8: one replacement per byte, the rest stays */
 	JSON("a\xff" "b", "\"a\\ufffdb\"");
@@ -381,13 +382,13 @@ test_envelope_long_sender(void **state)
 	t = table_of(e, 2, 0);
 	/* the column stops at 40; the long cell pushes its own line only */
 	assert_string_equal(t,
-	    "ID                AGE  SIZE  SENDER                                "
-	    "    RECIPIENT           STATE     ATTEMPTS  NEXT  ERROR\n"
+	    "ID                AGE  SIZE  SENDER                              "
+	    "      RECIPIENT           STATE     ATTEMPTS  NEXT  ERROR\n"
 	    "0123456789abcdef   2h  4.0K  xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 	    "xxxxxxxxxxxxxxxxxxxxxxxx  carol@test.postern  deferred         3"
 	    "  12m   -\n"
-	    "0123456789abcdef   2h  4.0K  bob@example.org                       "
-	    "    carol@test.postern  deferred         3  12m   -\n");
+	    "0123456789abcdef   2h  4.0K  bob@example.org                     "
+	    "      carol@test.postern  deferred         3  12m   -\n");
 	free(t);
 }
 
@@ -403,13 +404,15 @@ test_json_envelope(void **state)
 	ctl_json_envelope(&b, &e, NOW);
 	assert_false(b.failed);
 	assert_string_equal(ctl_buf_str(&b),
-	    "{\"id\": \"0123456789abcdef\", \"message_id\": \"0123456700000000\", "
+	    "{\"id\": \"0123456789abcdef\", "
+	    "\"message_id\": \"0123456700000000\", "
 	    "\"age_seconds\": 7205, \"size\": 4096, "
 	    "\"sender\": \"\\\"odd\\\\\\\"@example.org\", "
 	    "\"recipient\": \"\xc3\xa9t\xc3\xa9@test.postern\", "
 	    "\"state\": \"deferred\", \"attempts\": 3, "
 	    "\"next_try\": 1700000720, "
-	    "\"last_error\": \"450 4.2.0 mailbox \\u001b[1mbusy\\u000d\\u000a\"}");
+	    "\"last_error\": \"450 4.2.0 mailbox "
+	    "\\u001b[1mbusy\\u000d\\u000a\"}");
 	ctl_buf_free(&b);
 
 	/* the null sender is "" for programs, held has its next_try */
@@ -421,7 +424,8 @@ test_json_envelope(void **state)
 	ctl_buf_init(&b);
 	ctl_json_envelope(&b, &e, NOW);
 	assert_string_equal(ctl_buf_str(&b),
-	    "{\"id\": \"0123456789abcdef\", \"message_id\": \"0123456700000000\", "
+	    "{\"id\": \"0123456789abcdef\", "
+	    "\"message_id\": \"0123456700000000\", "
 	    "\"age_seconds\": 0, \"size\": 4096, \"sender\": \"\", "
 	    "\"recipient\": \"carol@test.postern\", \"state\": \"held\", "
 	    "\"attempts\": 3, \"next_try\": 1700000720, \"last_error\": \"\"}");
@@ -496,7 +500,8 @@ test_stats_text_json(void **state)
 	assert_string_equal(ctl_buf_str(&b),
 	    "{\"uptime_seconds\": 3601, \"messages_received_total\": 42, "
 	    "\"envelopes_pending\": 0, \"deliveries_failed_total\": 1, "
-	    "\"oldest_age_seconds\": -1, \"total\": 5, \"smtp_sessions\": 7}\n");
+	    "\"oldest_age_seconds\": -1, \"total\": 5, "
+	    "\"smtp_sessions\": 7}\n");
 	ctl_buf_reset(&b);
 	ctl_fmt_stats_json(&b, stats, 0);
 	assert_string_equal(ctl_buf_str(&b), "{}\n");
