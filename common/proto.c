@@ -102,6 +102,7 @@ proto_enc_smtp_mail(struct imsg_payload *p, const struct msg_smtp_mail *s)
 	imsg_add_u8(p, s->smtputf8);
 	imsg_add_u8(p, s->body);
 	imsg_add_u64(p, s->size);
+	imsg_add_i64(p, s->owner);
 }
 
 int
@@ -115,7 +116,9 @@ proto_dec_smtp_mail(struct imsg *m, struct msg_smtp_mail *s)
 	GET(imsg_get_u8(m, &s->smtputf8));
 	GET(imsg_get_u8(m, &s->body));
 	GET(imsg_get_u64(m, &s->size));
-	if (s->local > 1 || s->smtputf8 > 1 || s->body > 2)
+	GET(imsg_get_i64(m, &s->owner));
+	if (s->local > 1 || s->smtputf8 > 1 || s->body > 2 ||
+	    s->owner < -1 || s->owner > UINT32_MAX)
 		return -1;
 	return imsg_end(m);
 }

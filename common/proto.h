@@ -114,6 +114,7 @@ struct msg_smtp_mail {
 	uint8_t		 smtputf8;
 	uint8_t		 body;		/* enum smtp_body */
 	uint64_t	 size;		/* SIZE= declared, 0 if none */
+	int64_t		 owner;		/* local socket: caller's uid, else -1 */
 };
 
 struct msg_smtp_result {		/* MAIL, RCPT and COMMIT results */

@@ -35,6 +35,7 @@ struct queue_ctl_conn {
 	uint32_t	 uid;
 	int		 admin;
 	int		 answered;	/* close once the reply is written */
+	uint64_t	 listed;	/* envelopes sent */
 };
 
 struct queue_ctl_ids {
@@ -121,6 +122,10 @@ queue_ctl_send_envelope(void *arg, const struct queue_envelope *e)
 
 	if (imsgbuf_queued(&cc->ib) > CTL_OUTPUT_MAX)
 		return -1;
+	/* A user sees the messages he submitted, and no others. */
+	if (!cc->admin && e->owner != (int64_t)cc->uid)
+		return 0;
+	cc->listed++;
 	memset(&m, 0, sizeof(m));
 	m.evpid = e->evpid;
 	m.msgid = e->msgid;
@@ -378,13 +383,10 @@ queue_ctl_request(struct queue_ctl_conn *cc, struct imsg *imsg)
 	if (imsg->hdr.type == IMSG_CTL_SHOW_QUEUE) {
 		if (imsg_end(imsg) == -1)
 			goto bad;
-		if (!cc->admin) {
-			/* Only messages a user submitted locally are his. */
-			queue_ctl_end(cc, 1, 0, NULL);
-			return;
-		}
-		queue_ctl_end(cc, 1, queue_db_list(qs->db, queue_ctl_send_envelope, cc),
-		    NULL);
+		if (queue_db_list(qs->db, queue_ctl_send_envelope, cc) == -1)
+			queue_ctl_end(cc, 0, 0, "cannot read the queue");
+		else
+			queue_ctl_end(cc, 1, cc->listed, NULL);
 		return;
 	}
 	if (!cc->admin) {

@@ -79,6 +79,8 @@ static const char *const qdb_migrations[] = {
 	"CREATE INDEX envelope_due ON envelope (state, next_try);"
 	"CREATE INDEX envelope_msgid ON envelope (msgid);"
 	"CREATE INDEX envelope_ctime ON envelope (ctime);",
+	/* 2: the local user who submitted a message (-1: from the network) */
+	"ALTER TABLE message ADD COLUMN owner INTEGER NOT NULL DEFAULT -1;",
 };
 
 _Static_assert(nitems(qdb_migrations) == QUEUE_DB_SCHEMA_VERSION,
@@ -90,7 +92,7 @@ _Static_assert(QUEUE_DB_APPLICATION_ID == 1347638354,
 #define QDB_EVP_COLS \
 	"e.evpid, e.msgid, m.sender, e.rcpt, e.orig_rcpt, e.action, " \
 	"e.mailbox, e.last_error, e.ctime, e.next_try, e.last_try, " \
-	"e.attempts, e.state, e.dsn_notify, m.size, e.orcpt"
+	"e.attempts, e.state, e.dsn_notify, m.size, e.orcpt, m.owner"
 #define QDB_EVP_FROM \
 	" FROM envelope e JOIN message m ON m.msgid = e.msgid"
 
@@ -142,8 +144,8 @@ static const struct {
 	[STMT_RELEASE] = { "RELEASE " QDB_SAVEPOINT, 0 },
 	[STMT_ROLLBACK_TO] = { "ROLLBACK TO " QDB_SAVEPOINT, 0 },
 	[STMT_MSG_INSERT] = { "INSERT INTO message (msgid, sender, envid, "
-	    "dsn_ret, helo, client, ctime, size) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", 0 },
+	    "dsn_ret, helo, client, ctime, size, owner) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", 0 },
 	[STMT_CHUNK_INSERT] = { "INSERT INTO chunk (msgid, seq, data) "
 	    "VALUES (?1, ?2, ?3)", 0 },
 	[STMT_EVP_INSERT] = { "INSERT INTO envelope (evpid, msgid, ctime, "
@@ -720,6 +722,7 @@ qdb_store_message(struct queue_db *db, struct queue_message_new *msg)
 	sqlite3_bind_text(st, 6, msg->client, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 7, msg->ctime);
 	sqlite3_bind_int64(st, 8, (sqlite3_int64)msg->bodylen);
+	sqlite3_bind_int64(st, 9, msg->owner);
 	rc = qdb_insert_id(db, st, &msg->msgid, "add-message");
 	sqlite3_clear_bindings(st);
 	if (rc == -1)
@@ -854,6 +857,7 @@ qdb_row_envelope(sqlite3_stmt *st, struct queue_envelope *e)
 	state = sqlite3_column_int64(st, 12);
 	notify = sqlite3_column_int64(st, 13);
 	size = sqlite3_column_int64(st, 14);
+	e->owner = sqlite3_column_int64(st, 16);
 	if (qdb_col_text(st, 2, e->sender, sizeof(e->sender)) == -1 ||
 	    qdb_col_text(st, 3, e->rcpt, sizeof(e->rcpt)) == -1 ||
 	    qdb_col_text(st, 4, e->orig_rcpt, sizeof(e->orig_rcpt)) == -1 ||

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #define QUEUE_DB_FILE		"queue.db"
-#define QUEUE_DB_SCHEMA_VERSION	1	/* PRAGMA user_version written */
+#define QUEUE_DB_SCHEMA_VERSION	2	/* PRAGMA user_version written */
 #define QUEUE_DB_APPLICATION_ID	0x50535452	/* "PSTR" */
 #define QUEUE_DB_CHUNK_SIZE	(1024 * 1024)	/* body bytes per chunk row */
 
@@ -56,6 +56,7 @@ struct queue_message_new {
 	int		 dsn_ret;	/* 0 none, 1 FULL, 2 HDRS */
 	const char	*helo;
 	const char	*client;
+	int64_t		 owner;		/* submitting local uid, -1 if none */
 	int64_t		 ctime;		/* arrival, unix seconds */
 	const uint8_t	*body;		/* whole message, CRLF form */
 	size_t		 bodylen;
@@ -77,6 +78,7 @@ struct queue_envelope {
 	uint32_t	 dsn_notify;
 	size_t		 size;		/* message body bytes */
 	char		 orcpt[QUEUE_DB_ORCPT_SIZE];	/* for DSNs */
+	int64_t		 owner;		/* submitting local uid, -1 if none */
 };
 
 /* One message as stored (for "show message" and bounces). */

@@ -315,6 +315,7 @@ queue_smtp_flush(int fd, short ev, void *arg)
 		m.envid = "";
 		m.helo = t->mail.helo;
 		m.client = t->mail.client;
+		m.owner = t->mail.owner;
 		m.ctime = t->ctime;
 		m.body = t->body;
 		m.bodylen = t->bodylen;

@@ -74,6 +74,7 @@ static void	parent_stop(int);
 static void	parent_reload(void);
 static char	*parent_read_conf_text(size_t *);
 static int	parent_control_open(const char *);
+static int	parent_unix_listen(const char *, const char *);
 static void	parent_control_accept(int, short, void *);
 
 static __dead void
@@ -325,9 +326,16 @@ parent_listen(struct listener_sock **out, size_t *nout)
 	TAILQ_FOREACH(l, &conf->listeners, entry) {
 		index++;
 		if (l->is_socket) {
-			/* The local enqueue socket comes with posternctl. */
-			log_debug("listen on socket %s: not yet served",
-			    l->path);
+			if ((fd = parent_unix_listen(l->path,
+			    "local submission socket")) == -1)
+				return -1;
+			if ((ns = reallocarray(socks, n + 1,
+			    sizeof(*ns))) == NULL)
+				fatal("listen");
+			socks = ns;
+			socks[n].fd = fd;
+			socks[n].index = index - 1;
+			n++;
 			continue;
 		}
 		memset(&hints, 0, sizeof(hints));
@@ -386,6 +394,14 @@ parent_listen(struct listener_sock **out, size_t *nout)
 static int
 parent_control_open(const char *path)
 {
+	return parent_unix_listen(path, "control socket");
+}
+
+/* A UNIX socket anyone may connect to (0666), for posternctl and for
+ * local submission; a stale one from an earlier run is replaced. */
+static int
+parent_unix_listen(const char *path, const char *what)
+{
 	struct sockaddr_un	 sun;
 	struct stat		 st;
 	char			 dir[PATH_MAX], *slash;
@@ -396,7 +412,7 @@ parent_control_open(const char *path)
 	sun.sun_family = AF_UNIX;
 	if (strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) >=
 	    sizeof(sun.sun_path)) {
-		log_warnx("control socket path too long: %s", path);
+		log_warnx("%s path too long: %s", what, path);
 		return -1;
 	}
 	strlcpy(dir, path, sizeof(dir));
@@ -430,11 +446,11 @@ parent_control_open(const char *path)
 	}
 	umask(old);
 	if (chmod(path, 0666) == -1 || listen(fd, 64) == -1) {
-		log_warn("control socket %s", path);
+		log_warn("%s %s", what, path);
 		close(fd);
 		return -1;
 	}
-	log_debug("event=control-socket path=%s", path);
+	log_debug("event=listen what=\"%s\" path=%s", what, path);
 	return fd;
 }
 

@@ -68,6 +68,7 @@ struct smtp_session {
 	char			 addr[PROTO_IPLEN];	/* "127.0.0.1" */
 	char			 literal[PROTO_IPLEN + 8];/* "[IPv6:::1]" */
 	int			 local;
+	int64_t			 owner;		/* local socket: uid, else -1 */
 	enum smtp_state		 state;
 	enum smtp_wait		 wait;
 	int			 blocked;	/* queue pipe is full */
@@ -258,7 +259,25 @@ smtp_session_accept(struct smtp_listener *l, int fd,
 	s->fd = fd;
 	s->listener = l;
 	smtp_session_addr(s, ss);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	s->owner = -1;
+	if (l->conf->is_socket) {
+		struct ucred	 cred;
+		socklen_t	 credlen = sizeof(cred);
+
+		/* Local submission: whose mail it is. */
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred,
+		    &credlen) == -1) {
+			log_warn("SO_PEERCRED");
+			free(s->chunk);
+			free(s);
+			close(fd);
+			return;
+		}
+		s->owner = cred.uid;
+		snprintf(s->literal, sizeof(s->literal), "local uid %u",
+		    (unsigned)cred.uid);
+	} else
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 
 	s->bev = bufferevent_socket_new(sd->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL) {
@@ -279,9 +298,14 @@ smtp_session_accept(struct smtp_listener *l, int fd,
 	sd->nsessions++;
 
 	s->state = SMTP_STATE_HELO;
-	log_info("event=connect session=%s client=%s listener_port=%u%s",
-	    proc_id(s->id, idbuf), s->addr, l->conf->port,
-	    l->conf->tls == LISTEN_SMTPS ? " tls=implicit" : "");
+	if (l->conf->is_socket)
+		log_info("event=connect session=%s client=local uid=%lld",
+		    proc_id(s->id, idbuf), (long long)s->owner);
+	else
+		log_info("event=connect session=%s client=%s "
+		    "listener_port=%u%s", proc_id(s->id, idbuf), s->addr,
+		    l->conf->port, l->conf->tls == LISTEN_SMTPS ?
+		    " tls=implicit" : "");
 	if (l->conf->tls == LISTEN_SMTPS)
 		smtp_tls_start(s);	/* greeting once the handshake is done */
 	else
@@ -751,9 +775,37 @@ smtp_cmd_ehlo(struct smtp_session *s, const char *args, size_t len)
 	smtp_reply(s, "250 HELP");
 }
 
+/*
+ * Local submission may name a user without a domain ("MAIL FROM:<joe>",
+ * as sendmail does): qualify it with our host name.  Network sessions
+ * get no such help.  Returns args, or buf holding the rewritten line.
+ */
+static const char *
+smtp_local_qualify(struct smtp_session *s, const char *args, size_t *len,
+    char *buf, size_t bufsz)
+{
+	const char	*lt, *gt;
+	int		 n;
+
+	if (!s->listener->conf->is_socket)
+		return args;
+	if ((lt = memchr(args, '<', *len)) == NULL ||
+	    (gt = memchr(lt, '>', *len - (lt - args))) == NULL ||
+	    gt == lt + 1 || memchr(lt, '@', gt - lt) != NULL ||
+	    memchr(lt, '"', gt - lt) != NULL)
+		return args;
+	n = snprintf(buf, bufsz, "%.*s@%s%.*s", (int)(gt - args), args,
+	    smtp_hostname(s), (int)(*len - (gt - args)), gt);
+	if (n < 0 || (size_t)n >= bufsz)
+		return args;	/* the parser will say it is too long */
+	*len = n;
+	return buf;
+}
+
 static void
 smtp_cmd_mail(struct smtp_session *s, const char *args, size_t len)
 {
+	char			 qbuf[SMTP_LINE_MAX + CONF_HOSTLEN];
 	struct smtp_error	 err;
 	struct imsg_payload	 p;
 	struct msg_smtp_mail	 m;
@@ -764,6 +816,7 @@ smtp_cmd_mail(struct smtp_session *s, const char *args, size_t len)
 		return;
 	}
 	memset(&s->mail, 0, sizeof(s->mail));
+	args = smtp_local_qualify(s, args, &len, qbuf, sizeof(qbuf));
 	if (smtp_parse_mail(args, len, &s->mail, &err) == -1) {
 		smtp_error_parse(s, &err);
 		return;
@@ -791,6 +844,7 @@ smtp_cmd_mail(struct smtp_session *s, const char *args, size_t len)
 	m.smtputf8 = s->mail.smtputf8 ? 1 : 0;
 	m.body = s->mail.body;
 	m.size = s->mail.size;
+	m.owner = s->owner;
 	imsg_payload_init(&p);
 	proto_enc_smtp_mail(&p, &m);
 	if (imsg_compose_payload(&sd->queue, IMSG_SMTP_MAIL, s->id, -1,
@@ -804,12 +858,14 @@ smtp_cmd_mail(struct smtp_session *s, const char *args, size_t len)
 static void
 smtp_cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 {
+	char			 qbuf[SMTP_LINE_MAX + CONF_HOSTLEN];
 	struct smtp_error	 err;
 	struct smtp_rcpt_args	 r;
 	struct imsg_payload	 p;
 	struct msg_smtp_rcpt	 m;
 
 	memset(&r, 0, sizeof(r));
+	args = smtp_local_qualify(s, args, &len, qbuf, sizeof(qbuf));
 	if (smtp_parse_rcpt(args, len, s->mail.smtputf8, &r, &err) == -1) {
 		smtp_error_parse(s, &err);
 		return;

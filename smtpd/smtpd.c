@@ -211,7 +211,7 @@ smtpd_start_listeners(void)
 		TAILQ_FOREACH(lc, &sd->conf->listeners, entry)
 			if (i++ == pending_idx[k])
 				break;
-		if (lc == NULL || lc->is_socket)
+		if (lc == NULL)
 			fatalx("parent: listener index %u out of range",
 			    pending_idx[k]);
 		if ((sl = calloc(1, sizeof(*sl))) == NULL)
@@ -223,7 +223,10 @@ smtpd_start_listeners(void)
 		event_add(&sl->ev, NULL);
 		evtimer_set(&sl->pause, smtpd_resume_accept, sl);
 		TAILQ_INSERT_TAIL(&sd->listeners, sl, entry);
-		log_debug("event=listening port=%u", lc->port);
+		if (lc->is_socket)
+			log_debug("event=listening path=%s", lc->path);
+		else
+			log_debug("event=listening port=%u", lc->port);
 	}
 	npending = 0;
 }

@@ -324,7 +324,10 @@ test_schema_version(void **state)
 
 	assert_int_equal(raw_int(f, "PRAGMA user_version"),
 	    QUEUE_DB_SCHEMA_VERSION);
-	assert_int_equal(QUEUE_DB_SCHEMA_VERSION, 1);
+	assert_int_equal(QUEUE_DB_SCHEMA_VERSION, 2);
+	/* Version 2 added the submitting user, -1 for network mail. */
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM pragma_table_info("
+	    "'message') WHERE name = 'owner' AND dflt_value = '-1'"), 1);
 	assert_int_equal(raw_int(f, "PRAGMA application_id"),
 	    QUEUE_DB_APPLICATION_ID);
 	h = raw_open(f);
@@ -358,14 +361,14 @@ test_newer_version_refused(void **state)
 	add_one(f->db, &t);
 	queue_db_close(f->db);
 	f->db = NULL;
-	raw_exec(f, "PRAGMA user_version = 2");
+	raw_exec(f, "PRAGMA user_version = 3");
 
 	assert_int_equal(queue_db_open(&db, f->dir, err, sizeof(err)), -1);
 	assert_null(db);
-	snprintf(want, sizeof(want), "%s/queue.db: schema version 2 is newer "
-	    "than this program supports (1)", f->dir);
+	snprintf(want, sizeof(want), "%s/queue.db: schema version 3 is newer "
+	    "than this program supports (2)", f->dir);
 	assert_string_equal(err, want);
-	assert_int_equal(raw_int(f, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_int(f, "PRAGMA user_version"), 3);
 	assert_int_equal(raw_int(f, "SELECT count(*) FROM message"), 1);
 }
 
