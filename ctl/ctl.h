@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "imsg.h"
 #include "proto.h"
@@ -206,5 +207,166 @@ int	ctl_request(struct ctl_conn *, uint16_t type,
  */
 int	ctl_next(struct ctl_conn *, struct imsg *m, char *err, size_t errsz);
 void	ctl_close(struct ctl_conn *);
+
+
+/* ------------------------------------------------------------ sendmail */
+
+/*
+ * ctl_mail.c: the pure parts of the sendmail(8) face, on byte buffers.
+ * Everything here may see a message from any local user: bad input is
+ * an error return, never a crash.
+ */
+#define CTL_MAIL_ADDRMAX	512	/* bytes of one address */
+#define CTL_MAIL_MAXRCPT	10000	/* recipients of one message */
+#define CTL_MAIL_MAXSIZE	(64 * 1024 * 1024)	/* bytes read */
+
+/* Envelope recipients, each a malloc'd NUL-terminated addr-spec. */
+struct ctl_mail_rcpts {
+	char	**addr;
+	size_t	  n;
+	size_t	  cap;
+};
+
+void	ctl_mail_rcpts_init(struct ctl_mail_rcpts *);
+void	ctl_mail_rcpts_free(struct ctl_mail_rcpts *);
+/*
+ * ctl_mail_addr_valid: 1 if len bytes may go between the angle brackets
+ * of MAIL FROM or RCPT TO: at most CTL_MAIL_ADDRMAX bytes, no control
+ * byte (C0, DEL), no space, '<' or '>'.  The empty string is valid (the
+ * null sender); callers that need an address check len themselves.
+ */
+int	ctl_mail_addr_valid(const char *, size_t len);
+/*
+ * ctl_mail_rcpt_add: append a copy of a non-empty valid address.  0, or
+ * -1: invalid or empty (errno EINVAL), more than CTL_MAIL_MAXRCPT
+ * (E2BIG), out of memory (ENOMEM).
+ */
+int	ctl_mail_rcpt_add(struct ctl_mail_rcpts *, const char *, size_t len);
+/*
+ * ctl_mail_addrlist: the addr-spec of each mailbox of an address-list
+ * header value (RFC 5322 3.4; folding CR/LF anywhere is unfolded):
+ * mailboxes separated by commas, "Display Name" <addr>, comments (nested,
+ * with quoted-pairs), quoted strings holding commas, obsolete routes
+ * <@a,@b:addr>, groups "name: a, b;" (an empty group adds nothing).
+ * Whitespace and comments outside quotes are dropped from the address.
+ * Each address is added with ctl_mail_rcpt_add.  0, or -1 on an
+ * unterminated quote, comment or angle, stray '>', or an address
+ * ctl_mail_rcpt_add refuses (errno as it sets, EINVAL for syntax).
+ */
+int	ctl_mail_addrlist(struct ctl_mail_rcpts *, const char *, size_t len);
+
+/* One header field: name and raw value (folds included, terminator not). */
+struct ctl_mail_field {
+	const char	*name;
+	size_t		 namelen;
+	const char	*value;
+	size_t		 valuelen;
+	size_t		 start;		/* its first byte */
+	size_t		 end;		/* offset past its last LF */
+};
+
+/*
+ * ctl_mail_field_next: the header field at *off of buf.  A field is a
+ * line "name:" (name: printable ASCII but ':', optionally followed by
+ * blanks) plus every following line that starts with SP or HTAB.
+ * Returns 1 with *f filled and *off at the next line, or 0 when the line
+ * at *off is no field (empty line, body text, a leading continuation,
+ * the end of buf): the header section ends there.
+ */
+int	ctl_mail_field_next(const char *buf, size_t len, size_t *off,
+	    struct ctl_mail_field *);
+
+/* What ctl_mail_scan found in a message. */
+struct ctl_mail_scan {
+	size_t	 hdrend;	/* end of the header section */
+	size_t	 bodystart;	/* first body byte (len: no body) */
+	int	 separator;	/* an empty line ended the header */
+	int	 has_date;
+	int	 has_msgid;
+	int	 has_from;
+	size_t	 nbcc;		/* Bcc: fields (not sent) */
+};
+
+/*
+ * ctl_mail_scan: find the header section of a message (LF or CRLF
+ * lines), note Date:, Message-ID: and From:, and with want_rcpts add
+ * the addresses of each To:, Cc: and Bcc: to rcpts.  0, or -1 with a
+ * one-line reason in err ("bad address list in To: header").
+ */
+int	ctl_mail_scan(const char *buf, size_t len, int want_rcpts,
+	    struct ctl_mail_rcpts *, struct ctl_mail_scan *, char *err,
+	    size_t errsz);
+/*
+ * ctl_mail_wire: append the message as SMTP DATA text, without the
+ * final ".": first the added header lines (CRLF-terminated, may be
+ * ""), then the message's header fields but Bcc:, an empty line if a
+ * body follows, the body.  Lines end in CRLF (a CR before an LF is
+ * kept once, a last line without LF gets CRLF) and a line that starts
+ * with "." gets one more.
+ */
+void	ctl_mail_wire(struct ctl_buf *, const char *buf, size_t len,
+	    const struct ctl_mail_scan *, const char *added);
+/* ctl_mail_wire_line: one line (no LF; one trailing CR dropped). */
+void	ctl_mail_wire_line(struct ctl_buf *, const char *line, size_t len);
+/*
+ * ctl_mail_is_end_line: 1 if a line read from stdin (with its LF, if
+ * any) is a lone "." ("." "\n", ".\r\n" or "." at EOF): without -i it
+ * ends the message.
+ */
+int	ctl_mail_is_end_line(const char *line, size_t len);
+/*
+ * ctl_mail_reply_line: one SMTP reply line (no CRLF): "DDD" or "DDD "
+ * text (*last = 1) or "DDD-" text (*last = 0), first digit 2 to 5.
+ * 0 with *code, or -1 if it is no reply line.
+ */
+int	ctl_mail_reply_line(const char *line, size_t len, int *code,
+	    int *last);
+/* ctl_mail_date: RFC 5322 date-time of t in local time; 0 or -1. */
+int	ctl_mail_date(char *dst, size_t dstsz, time_t t);
+/*
+ * ctl_mail_from_header: append "From: " user or "From: NAME <user>" and
+ * CRLF, NAME as it is when it is atoms and spaces, else as a quoted
+ * string with '"' and '\\' backslashed.  -1 (nothing appended) if name
+ * or user holds a control byte or user is not a valid address.
+ */
+int	ctl_mail_from_header(struct ctl_buf *, const char *fullname,
+	    const char *user);
+
+/* sendmail(8) options, as ctl_sendmail_parse leaves them. */
+enum ctl_sendmail_mode {
+	CTL_SM_DELIVER,		/* -bm, the default */
+	CTL_SM_SMTP,		/* -bs */
+	CTL_SM_QUEUE,		/* -bp, mailq */
+	CTL_SM_ALIASES,		/* -bi, newaliases */
+};
+
+struct ctl_sendmail_opts {
+	enum ctl_sendmail_mode	 mode;
+	const char		*sender;	/* -f/-r, NULL = login name */
+	const char		*fullname;	/* -F */
+	const char		*conffile;	/* -C, NULL = default */
+	int			 ignore_dots;	/* -i, -oi */
+	int			 from_headers;	/* -t */
+	int			 verbose;	/* -v */
+	char			**rcpts;	/* the arguments left */
+	int			 nrcpts;
+};
+
+/*
+ * ctl_sendmail_parse: the options of "sendmail" (face "sendmail") or
+ * "newaliases" (no arguments: mode CTL_SM_ALIASES).  Options for
+ * compatibility only are accepted and ignored.  0, or -1 with a
+ * one-line reason in err (a usage error).  Uses getopt(3): resets
+ * optind itself.
+ */
+int	ctl_sendmail_parse(const char *face, int argc, char *argv[],
+	    struct ctl_sendmail_opts *, char *err, size_t errsz);
+/*
+ * ctl_sendmail_main: run the sendmail face named face ("sendmail" or
+ * "newaliases"); returns a sysexits(3) status.  -bp calls mailq with the
+ * configuration file to read (NULL = the default) and returns its status.
+ */
+int	ctl_sendmail_main(const char *face, int argc, char *argv[],
+	    int (*mailq)(const char *conffile));
 
 #endif

@@ -918,6 +918,33 @@ ctl_parse_command(int argc, char **argv, struct ctl_invocation *inv)
 	return cmd;
 }
 
+/*
+ * mailq, sendmail -bp: "show queue" with the control socket of conffile
+ * (NULL: the default configuration, which may be missing).
+ */
+static int
+ctl_mailq(const char *conffile)
+{
+	static char			 sockpath[PATH_MAX];
+	static char			*mailq_argv[] = { "show", "queue",
+					    NULL };
+	const struct ctl_command	*cmd;
+	struct ctl_invocation		 inv;
+	int				 rv;
+
+	memset(&inv, 0, sizeof(inv));
+	cmd = ctl_parse_command(2, mailq_argv, &inv);
+	if (ctl_socket_path(sockpath, sizeof(sockpath), NULL,
+	    conffile != NULL ? conffile : CTL_DEFAULT_CONF, conffile != NULL,
+	    NULL, 0) == -1)
+		return EX_FAIL;
+	inv.socket = sockpath;
+	rv = cmd->run(cmd, &inv);
+	if (ctl_flush_stdout() != EX_OK)
+		rv = EX_FAIL;
+	return rv;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -927,8 +954,6 @@ main(int argc, char *argv[])
 	struct ctl_invocation		 inv;
 	const char			*name, *conffile = CTL_DEFAULT_CONF;
 	const char			*sockopt = NULL;
-	char				*mailq_argv[] = { "show", "queue",
-					    NULL };
 	size_t				 nmacros = 0;
 	int				 ch, conf_given = 0, rv;
 
@@ -937,16 +962,18 @@ main(int argc, char *argv[])
 	if (strrchr(name, '/') != NULL)
 		name = strrchr(name, '/') + 1;
 
-	if (strcmp(name, "sendmail") == 0 || strcmp(name, "newaliases") == 0) {
-		ctl_err("invoked as %s: not supported yet", name);
-		return EX_FAIL;
-	}
+	if (strcmp(name, "sendmail") == 0 || strcmp(name, "newaliases") == 0)
+		return ctl_sendmail_main(name, argc, argv, ctl_mailq);
 	if (strcmp(name, "mailq") == 0) {
 		if (argc > 1) {
 			fprintf(stderr, "usage: mailq\n");
 			return EX_USAGE;
 		}
-		cmd = ctl_parse_command(2, mailq_argv, &inv);
+		/* As sendmail -bp: $POSTERN_CONF names the configuration. */
+		conffile = getenv("POSTERN_CONF");
+		if (conffile == NULL || *conffile == '\0')
+			conffile = NULL;
+		return ctl_mailq(conffile);
 	} else {
 		/* "+": stop at the command, whose words may look like
 		 * options ("--json"). */

@@ -467,17 +467,6 @@ def test_usage_errors(tmp_path, args, message):
 	assert r.stderr == "posternctl: %s\n%s" % (message, USAGE), r.stderr
 
 
-def test_other_names(tmp_path):
-	for name in ("sendmail", "newaliases"):
-		link = tmp_path / name
-		link.symlink_to(POSTERNCTL)
-		r = subprocess.run([str(link), "-t"], capture_output=True,
-		    text=True, timeout=10, stdin=subprocess.DEVNULL)
-		assert r.returncode == 1 and r.stdout == "", r
-		assert r.stderr == "posternctl: invoked as %s: not supported " \
-		    "yet\n" % name, r.stderr
-
-
 def test_malformed_reply(tmp_path):
 	"""A server that answers with a frame no decoder accepts."""
 	path = str(tmp_path / "fake.sock")
