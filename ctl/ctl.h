@@ -195,6 +195,7 @@ struct ctl_conn {
  * ctl_connect: connect to the control socket at path.  0, or -1 with
  * errno set (ENAMETOOLONG for a path that does not fit sun_path).
  */
+int	ctl_unix_connect(const char *);
 int	ctl_connect(struct ctl_conn *, const char *path);
 /* ctl_request: send one request frame (p NULL = empty payload); 0 or -1
  * with errno. */

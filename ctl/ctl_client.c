@@ -18,14 +18,13 @@
 
 #define CTL_TIMEOUT_MS	(60 * 1000)	/* per frame of a reply */
 
+/* Connect to a UNIX stream socket; -1 with errno on failure. */
 int
-ctl_connect(struct ctl_conn *c, const char *path)
+ctl_unix_connect(const char *path)
 {
 	struct sockaddr_un	 sun;
 	int			 fd, saved;
 
-	memset(c, 0, sizeof(*c));
-	c->fd = -1;
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	if (strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) >=
@@ -43,6 +42,18 @@ ctl_connect(struct ctl_conn *c, const char *path)
 		errno = saved;
 		return -1;
 	}
+	return fd;
+}
+
+int
+ctl_connect(struct ctl_conn *c, const char *path)
+{
+	int	 fd;
+
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	if ((fd = ctl_unix_connect(path)) == -1)
+		return -1;
 	c->fd = fd;
 	c->timeout = CTL_TIMEOUT_MS;
 	imsgbuf_init(&c->ib, fd);

@@ -285,29 +285,13 @@ sm_socket_path(const struct ctl_sendmail_opts *o, char *dst, size_t dstsz)
 static int
 sm_connect(struct sm_conn *c, const char *path, int verbose)
 {
-	struct sockaddr_un	 sun;
-	int			 fd, saved;
+	int	 fd;
 
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
 	c->verbose = verbose;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) >=
-	    sizeof(sun.sun_path)) {
-		errno = ENAMETOOLONG;
+	if ((fd = ctl_unix_connect(path)) == -1)
 		return -1;
-	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		return -1;
-	while (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		if (errno == EINTR)
-			continue;
-		saved = errno;
-		close(fd);
-		errno = saved;
-		return -1;
-	}
 	c->fd = fd;
 	return 0;
 }
