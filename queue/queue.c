@@ -135,8 +135,14 @@ queue_dispatch(int fd, short ev, void *arg)
 	int			 rv;
 
 	if (ev & EV_WRITE) {
-		if (imsgbuf_write(&p->ib) == -1)
+		if (imsgbuf_write(&p->ib) == -1) {
+			/* A peer that is gone: the parent is stopping us. */
+			if (errno == EPIPE || errno == ECONNRESET) {
+				log_debug("%s is gone: exiting", p->name);
+				exit(0);
+			}
 			fatal("%s: write", p->name);
+		}
 	}
 	if (ev & EV_READ) {
 		n = imsgbuf_read(&p->ib);

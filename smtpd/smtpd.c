@@ -291,8 +291,13 @@ smtpd_queue_dispatch(int fd, short ev, void *arg)
 
 	if (ev & EV_WRITE) {
 		before = imsgbuf_queued(&sd->queue);
-		if (imsgbuf_write(&sd->queue) == -1)
+		if (imsgbuf_write(&sd->queue) == -1) {
+			if (errno == EPIPE || errno == ECONNRESET) {
+				log_debug("queue is gone: exiting");
+				exit(0);
+			}
 			fatal("queue: write");
+		}
 		if (before >= SMTPD_QUEUE_HIWAT &&
 		    imsgbuf_queued(&sd->queue) < SMTPD_QUEUE_HIWAT)
 			smtp_session_resume_all();
@@ -376,8 +381,13 @@ smtpd_worker_dispatch(int fd, short ev, void *arg)
 	int			 rv;
 
 	if (ev & EV_WRITE) {
-		if (imsgbuf_write(&wk->ib) == -1)
+		if (imsgbuf_write(&wk->ib) == -1) {
+			if (errno == EPIPE || errno == ECONNRESET) {
+				log_debug("tlsd is gone: exiting");
+				exit(0);
+			}
 			fatal("tlsd: write");
+		}
 	}
 	if (ev & EV_READ) {
 		n = imsgbuf_read(&wk->ib);

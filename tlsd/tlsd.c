@@ -499,6 +499,17 @@ tlsd_smtpd_update(void)
 	smtpd_events = events;
 }
 
+/* smtpd gone means the parent is stopping us: leave quietly. */
+static void
+tlsd_write_failed(void)
+{
+	if (errno == EPIPE || errno == ECONNRESET) {
+		log_debug("smtpd is gone: exiting");
+		tlsd_exit(0);
+	}
+	fatal("smtpd: write");
+}
+
 static void
 tlsd_smtpd_dispatch(int fd, short ev, void *arg)
 {
@@ -508,7 +519,7 @@ tlsd_smtpd_dispatch(int fd, short ev, void *arg)
 
 	if (ev & EV_WRITE) {
 		if (imsgbuf_write(&ib_smtpd) == -1)
-			fatal("smtpd: write");
+			tlsd_write_failed();
 	}
 	if (ev & EV_READ) {
 		n = imsgbuf_read(&ib_smtpd);
@@ -527,6 +538,6 @@ tlsd_smtpd_dispatch(int fd, short ev, void *arg)
 	}
 	/* Write at once what the engines produced: one syscall for all. */
 	if (imsgbuf_queued(&ib_smtpd) > 0 && imsgbuf_write(&ib_smtpd) == -1)
-		fatal("smtpd: write");
+		tlsd_write_failed();
 	tlsd_smtpd_update();
 }

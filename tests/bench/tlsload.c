@@ -3,6 +3,8 @@
  * blocking OpenSSL connections to one SMTPS port, either doing full or
  * resumed handshakes (220, QUIT, 221) for a fixed time, or sending a fixed
  * number of messages; counts, errors and its own CPU time go to stdout.
+ * Thread i connects from 127.0.0.(1 + i % -a), so that the clients look
+ * like different hosts to a server that places sessions by address.
  * SECURITY: a test tool run by the bench as root against loopback only;
  * it trusts nothing the server sends beyond bounded reply lines, and
  * verifies the server certificate against the bench's own CA file.
@@ -36,6 +38,7 @@
 #define TL_BUFSZ	4096
 #define TL_IOTIMEOUT	30		/* seconds per read or write */
 #define TL_MAXERRSHOWN	10
+#define TL_MAXSOURCES	250		/* 127.0.0.1 to 127.0.0.250 */
 
 enum tl_mode {
 	TL_FULL,	/* new handshake on every connection */
@@ -65,6 +68,7 @@ struct tl_thread {
 
 static enum tl_mode	 tl_mode = TL_FULL;
 static struct sockaddr_in tl_addr;
+static int		 tl_sources = 1;	/* source addresses used */
 static SSL_CTX		*tl_ctx;
 static const char	*tl_servername = "bench.test";
 static const char	*tl_from = "bench@bench.test";
@@ -104,9 +108,9 @@ static void
 tl_usage(void)
 {
 	fprintf(stderr, "usage: tlsload -p port -C cafile [-m full|resume|smtp]"
-	    " [-c threads]\n\t[-w warmup-seconds] [-d seconds] [-N messages]"
-	    " [-k per-connection]\n\t[-s size] [-n servername] [-f from]"
-	    " [-t rcpt]\n");
+	    " [-c threads]\n\t[-a source-addresses] [-w warmup-seconds]"
+	    " [-d seconds] [-N messages]\n\t[-k per-connection] [-s size]"
+	    " [-n servername] [-f from] [-t rcpt]\n");
 	exit(2);
 }
 
@@ -189,6 +193,7 @@ static int
 tl_connect(struct tl_thread *th, struct tl_conn *c)
 {
 	struct timeval	 tv = { TL_IOTIMEOUT, 0 };
+	struct sockaddr_in src;
 	int		 one = 1;
 
 	c->fd = -1;
@@ -201,6 +206,19 @@ tl_connect(struct tl_thread *th, struct tl_conn *c)
 	(void)setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	(void)setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (tl_sources > 1) {
+		/* The port is picked at connect(), by the whole 4-tuple. */
+		(void)setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT,
+		    &one, sizeof(one));
+		memset(&src, 0, sizeof(src));
+		src.sin_family = AF_INET;
+		src.sin_addr.s_addr = htonl(INADDR_LOOPBACK +
+		    (uint32_t)(th->index % tl_sources));
+		if (bind(c->fd, (struct sockaddr *)&src, sizeof(src)) == -1) {
+			tl_error(th->index, "bind: %s", strerror(errno));
+			goto fail;
+		}
+	}
 	if (connect(c->fd, (struct sockaddr *)&tl_addr, sizeof(tl_addr)) ==
 	    -1) {
 		tl_error(th->index, "connect: %s", strerror(errno));
@@ -507,9 +525,15 @@ main(int argc, char *argv[])
 	long long		 port = 0, messages = 0;
 	int			 ch, nth = 10;
 
-	while ((ch = getopt(argc, argv, "C:c:d:f:k:m:N:n:p:s:t:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "a:C:c:d:f:k:m:N:n:p:s:t:w:")) !=
+	    -1) {
 		errstr = NULL;
 		switch (ch) {
+		case 'a':
+			tl_sources = atoi(optarg);
+			if (tl_sources < 1 || tl_sources > TL_MAXSOURCES)
+				errstr = "-a out of range";
+			break;
 		case 'C':
 			cafile = optarg;
 			break;
