@@ -685,7 +685,11 @@ parent_sig(int sig, short ev, void *arg)
 	case SIGHUP:
 		parent_reload();
 		break;
-	case SIGCHLD:
+	case SIGCHLD: {
+		pid_t	 dead[CHILD_MAX];
+		int	 dstatus[CHILD_MAX], ndead = 0, pass, k;
+
+		/* Reap everything first: report the cause, not the echo. */
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 			for (i = 0; i < nprocs; i++)
 				if (procs[i].pid == pid)
@@ -698,21 +702,34 @@ parent_sig(int sig, short ev, void *arg)
 				continue;
 			}
 			procs[i].pid = 0;
-			if (stopping) {
-				log_debug("event=child-exit process=%s",
-				    procs[i].name);
-			} else if (WIFSIGNALED(status)) {
-				log_warnx("event=child-died process=%s "
-				    "signal=%s: stopping all", procs[i].name,
-				    strsignal(WTERMSIG(status)));
-				parent_stop(1);
-			} else {
-				log_warnx("event=child-died process=%s "
-				    "status=%d: stopping all", procs[i].name,
-				    WEXITSTATUS(status));
-				parent_stop(1);
-			}
+			dead[ndead] = i;
+			dstatus[ndead++] = status;
 		}
+		/* Children killed by a signal first: they are the cause. */
+		for (pass = 0; pass < 2; pass++)
+			for (k = 0; k < ndead; k++) {
+				i = dead[k];
+				status = dstatus[k];
+				if ((pass == 0) != (WIFSIGNALED(status) != 0))
+					continue;
+				if (WIFSIGNALED(status) && (!stopping ||
+				    (WTERMSIG(status) != SIGTERM &&
+				    WTERMSIG(status) != SIGKILL))) {
+					log_warnx("event=child-died process=%s "
+					    "signal=%s%s", procs[i].name,
+					    strsignal(WTERMSIG(status)),
+					    stopping ? "" : ": stopping all");
+					parent_stop(1);
+				} else if (stopping)
+					log_debug("event=child-exit process=%s",
+					    procs[i].name);
+				else {
+					log_warnx("event=child-died process=%s "
+					    "status=%d: stopping all",
+					    procs[i].name, WEXITSTATUS(status));
+					parent_stop(1);
+				}
+			}
 		if (stopping) {
 			for (i = 0; i < nprocs; i++)
 				if (procs[i].pid != 0)
@@ -722,6 +739,7 @@ parent_sig(int sig, short ev, void *arg)
 			exit(exit_status);
 		}
 		break;
+	}
 	}
 }
 

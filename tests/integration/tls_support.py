@@ -235,19 +235,26 @@ class TLSInstance(H.Instance):
 			return self.start(**kw)
 
 	def wait_ready(self, timeout=15.0):
-		"""Ready on the plain port, and the SMTPS port answers too."""
+		"""Ready on the plain port, and SMTPS greets inside TLS."""
 		super().wait_ready(timeout)
 		deadline = time.monotonic() + timeout
+		ctx = client_context(verify=False)
 		while True:
 			try:
-				with socket.create_connection(("127.0.0.1",
-				    self.port_smtps), timeout=2):
-					return
-			except OSError as e:
-				if time.monotonic() > deadline:
-					raise H.HarnessError("SMTPS port %d: %s" % (
-					    self.port_smtps, e))
-			time.sleep(0.05)
+				with TLSSession(self.port_smtps, ctx, implicit=True,
+				    timeout=5) as s:
+					if s.greeting.code == 220:
+						s.send(b"QUIT\r\n")
+						return
+					last = repr(s.greeting)
+			except (OSError, AssertionError) as e:
+				last = str(e)
+			if self.proc.poll() is not None or \
+			    time.monotonic() > deadline:
+				raise H.HarnessError("no TLS greeting on the SMTPS "
+				    "port %d (%s); log tail:\n%s" % (self.port_smtps,
+				    last, self.log_tail()))
+			time.sleep(0.1)
 
 	def tlsd_pids(self, timeout=5.0):
 		"""Every postern-tlsd process of the instance (at least one)."""
@@ -499,6 +506,10 @@ def fd_table(pid):
 	return out
 
 
+MEMSCAN_CHUNK = 16 * 1024 * 1024
+MEMSCAN_MAX_MAPPING = 4 * 1024 * 1024 * 1024
+
+
 def memory_search(pid, needles):
 	"""
 	label -> number of hits of each needle in pid's readable private and
@@ -517,14 +528,33 @@ def memory_search(pid, needles):
 			    "[vsyscall]"):
 				continue
 			lo, hi = (int(x, 16) for x in f[0].split("-"))
-			try:
-				mem.seek(lo)
-				chunk = mem.read(hi - lo)
-			except (OSError, ValueError, OverflowError):
+			# Sanitizer shadow and reserve regions span terabytes of
+			# address space that holds no data of ours.
+			if hi - lo > MEMSCAN_MAX_MAPPING:
 				continue
-			total += len(chunk)
+			keep = max(len(n) for n in needles.values()) - 1
+			tail = b""
+			pos = lo
+			while pos < hi:
+				try:
+					mem.seek(pos)
+					chunk = mem.read(min(MEMSCAN_CHUNK, hi - pos))
+				except (OSError, ValueError, OverflowError):
+					break
+				if not chunk:
+					break
+				total += len(chunk)
+				data = tail + chunk
+				for label, n in needles.items():
+					hits[label] += data.count(n)
+				# Keep the end, so a needle across chunks is found
+				# once and one inside the kept tail is not recounted.
+				tail = data[-keep:] if keep > 0 else b""
+				for label, n in needles.items():
+					hits[label] -= tail.count(n)
+				pos += len(chunk)
 			for label, n in needles.items():
-				hits[label] += chunk.count(n)
+				hits[label] += tail.count(n)
 	return hits, total
 
 
@@ -783,6 +813,9 @@ def run_testssl(outdir, label, target, extra=(), timeout=150):
 	with open(txt, errors="replace") as f:
 		summary = f.read()
 	summary += "\n(exit status %s, %.0f s)\n" % (rc, secs)
+	if not isinstance(rc, int):
+		raise AssertionError("testssl.sh did not finish in %d s; output:"
+		    "\n%s" % (timeout, summary))
 	try:
 		with open(jsonfile) as f:
 			findings = json.load(f)
