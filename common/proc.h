@@ -19,6 +19,7 @@
 #define PROC_USER_SMTPD		"_postern_smtpd"
 #define PROC_USER_TLSD		"_postern_tlsd"
 #define PROC_USER_QUEUE		"_postern_queue"
+#define PROC_GROUP_DROP		"_postern_drop"	/* setgid of sendmail */
 
 #define PROC_SPOOL_QUEUE	"queue"	/* spool subdirectory for queue.db */
 #define PROC_SPOOL_EMPTY	"empty"	/* chroot of smtpd and tlsd */

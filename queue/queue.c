@@ -93,6 +93,7 @@ main(int argc, char *argv[])
 
 	queue_smtp_init();
 	queue_sched_init();
+	queue_drop_init();
 	event_dispatch();
 	return 0;
 }

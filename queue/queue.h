@@ -95,6 +95,9 @@ struct queue_stats {
 void	queue_ctl_accept(struct imsg *);
 struct queue_stats *queue_ctl_stats(void);
 
+/* queue_drop.c: sendmail's offline drop */
+void	queue_drop_init(void);
+
 /* queue_sched.c: hands due envelopes to deliveries */
 void	queue_sched_init(void);
 void	queue_sched_kick(void);

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <event.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <libgen.h>
 #include <netdb.h>
 #include <pwd.h>
@@ -268,6 +269,7 @@ static void
 parent_spool_prepare(const char *spool)
 {
 	struct passwd	*pw;
+	struct group	*gr;
 	struct stat	 st;
 	char		 path[PATH_MAX];
 
@@ -294,6 +296,28 @@ parent_spool_prepare(const char *spool)
 	if (st.st_uid != pw->pw_uid || (st.st_mode & 077) != 0) {
 		if (chown(path, pw->pw_uid, pw->pw_gid) == -1 ||
 		    chmod(path, 0700) == -1)
+			fatal("%s", path);
+	}
+
+	/*
+	 * The offline drop: sendmail, setgid _postern_drop, may create
+	 * files but not list or read them (1730); queue owns and empties it.
+	 */
+	if ((gr = getgrnam(PROC_GROUP_DROP)) == NULL)
+		fatalx("system group %s must exist", PROC_GROUP_DROP);
+	if (snprintf(path, sizeof(path), "%s/offline", spool) >=
+	    (int)sizeof(path))
+		fatalx("spool path too long");
+	if (mkdir(path, 0700) == -1 && errno != EEXIST)
+		fatal("mkdir %s", path);
+	if (lstat(path, &st) == -1)
+		fatal("%s", path);
+	if (!S_ISDIR(st.st_mode))
+		fatalx("%s must be a directory", path);
+	if (st.st_uid != pw->pw_uid || st.st_gid != gr->gr_gid ||
+	    (st.st_mode & 07777) != 01730) {
+		if (chown(path, pw->pw_uid, gr->gr_gid) == -1 ||
+		    chmod(path, 01730) == -1)
 			fatal("%s", path);
 	}
 
