@@ -117,6 +117,8 @@ struct conf_parser {
 	int			 set_tls_workers;
 	int			 set_tls_ca;
 	int			 set_control;
+	int			 set_control_admin;
+	int			 set_control_monitor;
 };
 
 static void	conf_err(struct conf_parser *, int, int, const char *, ...)
@@ -1344,10 +1346,38 @@ conf_st_timeout(struct conf_parser *p, struct conf_pos kw)
 	return conf_eol(p);
 }
 
-/* control PATH: the socket posternctl talks to */
+/*
+ * control PATH | control admin-group NAME | control monitor-group NAME:
+ * the socket posternctl talks to, and who besides root may change
+ * (admin) or read (monitor) the queue through it.
+ */
 static int
 conf_st_control(struct conf_parser *p, struct conf_pos kw)
 {
+	struct conf_token	*t;
+	char			*dst;
+	int			*set;
+
+	if ((t = conf_peek(p)) == NULL)
+		return -1;
+	if (conf_is_kw(t, "admin-group") || conf_is_kw(t, "monitor-group")) {
+		int	 admin = conf_is_kw(t, "admin-group");
+
+		dst = admin ? p->conf->control_admin : p->conf->control_monitor;
+		set = admin ? &p->set_control_admin : &p->set_control_monitor;
+		if (*set) {
+			conf_terr(p, t, "duplicate 'control %s'", admin ?
+			    "admin-group" : "monitor-group");
+			return -1;
+		}
+		*set = 1;
+		conf_next(p);
+		if ((t = conf_value(p, "group name")) == NULL ||
+		    conf_copy(p, t, "group name", dst,
+		    sizeof(p->conf->control_admin)) == -1)
+			return -1;
+		return conf_eol(p);
+	}
 	if (p->set_control) {
 		conf_err(p, kw.line, kw.col, "duplicate 'control'");
 		return -1;

@@ -146,6 +146,8 @@ struct postern_conf {
 	unsigned int		 tls_workers;		/* tlsd processes */
 	char			 tls_ca[PATH_MAX];	/* CA bundle, outbound */
 	char			 control[PATH_MAX];	/* posternctl's socket */
+	char			 control_admin[CONF_NAMELEN];	/* group, "" */
+	char			 control_monitor[CONF_NAMELEN];	/* group, "" */
 	struct pki_list		 pkis;
 	struct table_list	 tables;
 	struct listen_list	 listeners;

@@ -400,6 +400,7 @@ proto_enc_ctl_conn(struct imsg_payload *p, const struct msg_ctl_conn *c)
 	imsg_add_u32(p, c->uid);
 	imsg_add_u32(p, c->gid);
 	imsg_add_u8(p, c->admin);
+	imsg_add_u8(p, c->monitor);
 }
 
 int
@@ -408,7 +409,8 @@ proto_dec_ctl_conn(struct imsg *m, struct msg_ctl_conn *c)
 	GET(imsg_get_u32(m, &c->uid));
 	GET(imsg_get_u32(m, &c->gid));
 	GET(imsg_get_u8(m, &c->admin));
-	if (c->admin > 1)
+	GET(imsg_get_u8(m, &c->monitor));
+	if (c->admin > 1 || c->monitor > 1)
 		return -1;
 	return imsg_end(m);
 }

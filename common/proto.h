@@ -214,6 +214,7 @@ struct msg_ctl_conn {
 	uint32_t	 uid;
 	uint32_t	 gid;
 	uint8_t		 admin;		/* may change anything */
+	uint8_t		 monitor;	/* may read everything */
 };
 
 struct msg_ctl_id {

@@ -4,9 +4,9 @@
  * here; each carries one request, answered with zero or more records and
  * an END frame.
  * SECURITY: the caller is any local user.  Requests are decoded strictly;
- * a malformed one closes that connection only.  Only an admin (root) may
- * change or read the queue; others see only their own messages (none yet:
- * local submission comes with sendmail).
+ * a malformed one closes that connection only.  Root and the admin group
+ * may do anything, the monitoring group may read everything, and other
+ * users see only the messages they submitted through the local socket.
  */
 #include <sys/types.h>
 
@@ -34,6 +34,7 @@ struct queue_ctl_conn {
 	short		 events;
 	uint32_t	 uid;
 	int		 admin;
+	int		 monitor;	/* may read, not change */
 	int		 answered;	/* close once the reply is written */
 	uint64_t	 listed;	/* envelopes sent */
 };
@@ -80,6 +81,7 @@ queue_ctl_accept(struct imsg *imsg)
 	imsg->fd = -1;
 	cc->uid = c.uid;
 	cc->admin = c.admin;
+	cc->monitor = c.monitor;
 	cc->events = EV_READ;
 	event_set(&cc->ev, cc->ib.fd, EV_READ | EV_PERSIST, queue_ctl_dispatch, cc);
 	event_add(&cc->ev, NULL);
@@ -123,7 +125,7 @@ queue_ctl_send_envelope(void *arg, const struct queue_envelope *e)
 	if (imsgbuf_queued(&cc->ib) > CTL_OUTPUT_MAX)
 		return -1;
 	/* A user sees the messages he submitted, and no others. */
-	if (!cc->admin && e->owner != (int64_t)cc->uid)
+	if (!cc->admin && !cc->monitor && e->owner != (int64_t)cc->uid)
 		return 0;
 	cc->listed++;
 	memset(&m, 0, sizeof(m));
@@ -389,7 +391,10 @@ queue_ctl_request(struct queue_ctl_conn *cc, struct imsg *imsg)
 			queue_ctl_end(cc, 1, cc->listed, NULL);
 		return;
 	}
-	if (!cc->admin) {
+	/* The monitoring group reads; only admins change anything. */
+	if (!cc->admin && !(cc->monitor &&
+	    (imsg->hdr.type == IMSG_CTL_SHOW_MESSAGE ||
+	    imsg->hdr.type == IMSG_CTL_SHOW_STATS))) {
 		queue_ctl_end(cc, 0, 0, "permission denied");
 		return;
 	}

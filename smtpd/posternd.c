@@ -478,6 +478,28 @@ parent_unix_listen(const char *path, const char *what)
 	return fd;
 }
 
+/* Is the user (uid, primary gid) a member of the named group? */
+static int
+parent_in_group(uid_t uid, gid_t gid, const char *name)
+{
+	struct passwd	*pw;
+	struct group	*gr;
+	gid_t		 groups[1024];
+	int		 n = 1024, i;
+
+	if (name[0] == '\0' || (gr = getgrnam(name)) == NULL)
+		return 0;
+	if (gid == gr->gr_gid)
+		return 1;
+	if ((pw = getpwuid(uid)) == NULL ||
+	    getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) == -1)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (groups[i] == gr->gr_gid)
+			return 1;
+	return 0;
+}
+
 static void
 parent_control_accept(int fd, short ev, void *arg)
 {
@@ -501,7 +523,10 @@ parent_control_accept(int fd, short ev, void *arg)
 	memset(&c, 0, sizeof(c));
 	c.uid = cred.uid;
 	c.gid = cred.gid;
-	c.admin = cred.uid == 0;
+	c.admin = cred.uid == 0 ||
+	    parent_in_group(cred.uid, cred.gid, conf->control_admin);
+	c.monitor = c.admin ||
+	    parent_in_group(cred.uid, cred.gid, conf->control_monitor);
 	imsg_payload_init(&p);
 	proto_enc_ctl_conn(&p, &c);
 	if (imsg_compose_payload(&procs[CHILD_QUEUE].ib, IMSG_CTL_CONN, 0, s,
