@@ -620,6 +620,7 @@ proto_decode_any(struct imsg *m)
 	case IMSG_CTL_HEADERS:
 		return proto_dec_tls_bytes(m, &u.tb);
 	case IMSG_CTL_STAT:
+	case IMSG_STATS_SET:
 		return proto_dec_ctl_stat(m, &u.cs);
 	case IMSG_CTL_END:
 		return proto_dec_ctl_end(m, &u.cend);

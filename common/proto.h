@@ -77,6 +77,8 @@ enum imsg_type {
 	IMSG_CTL_END,		/* the end of a reply */
 	/* queue -> parent */
 	IMSG_CTL_PARENT_RELOAD = 130,
+	/* smtpd and parent -> queue: a gauge or counter for show stats */
+	IMSG_STATS_SET = 140,	/* msg_ctl_stat */
 };
 
 /* IMSG_CONF_BLOB: kind 0 = the configuration, 1 = a table file. */

@@ -227,6 +227,9 @@ queue_parent_imsg(struct imsg *imsg)
 	case IMSG_CTL_CONN:
 		queue_ctl_accept(imsg);
 		break;
+	case IMSG_STATS_SET:
+		queue_ctl_stats_set(imsg);
+		break;
 	default:
 		fatalx("parent: unexpected message type %u", imsg->hdr.type);
 	}

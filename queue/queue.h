@@ -94,6 +94,10 @@ struct queue_stats {
 };
 void	queue_ctl_accept(struct imsg *);
 struct queue_stats *queue_ctl_stats(void);
+/* IMSG_STATS_SET from smtpd or the parent. */
+void	queue_ctl_stats_set(struct imsg *);
+/* A delivery took this many seconds from arrival. */
+void	queue_ctl_latency(int64_t);
 
 /* queue_drop.c: sendmail's offline drop */
 void	queue_drop_init(void);

@@ -53,12 +53,58 @@ struct queue_ctl_headers {
 
 static struct queue_stats	 stats;
 
+/* Gauges and counters other processes report, shown as they came. */
+#define CTL_EXTERNAL_MAX	64
+static struct msg_ctl_stat	 external[CTL_EXTERNAL_MAX];
+static size_t			 nexternal;
+
+/* The delays of the last deliveries, for percentiles. */
+#define CTL_LATENCY_RING	4096
+static int64_t			 latency[CTL_LATENCY_RING];
+static size_t			 nlatency, latency_pos;
+
 static void	queue_ctl_dispatch(int, short, void *);
 
 struct queue_stats *
 queue_ctl_stats(void)
 {
 	return &stats;
+}
+
+void
+queue_ctl_stats_set(struct imsg *imsg)
+{
+	struct msg_ctl_stat	 st;
+	size_t			 i;
+
+	if (proto_dec_ctl_stat(imsg, &st) == -1)
+		fatalx("malformed IMSG_STATS_SET");
+	for (i = 0; i < nexternal; i++)
+		if (strcmp(external[i].name, st.name) == 0)
+			break;
+	if (i == nexternal) {
+		if (nexternal == CTL_EXTERNAL_MAX)
+			return;
+		nexternal++;
+	}
+	external[i] = st;
+}
+
+void
+queue_ctl_latency(int64_t seconds)
+{
+	latency[latency_pos] = seconds < 0 ? 0 : seconds;
+	latency_pos = (latency_pos + 1) % CTL_LATENCY_RING;
+	if (nlatency < CTL_LATENCY_RING)
+		nlatency++;
+}
+
+static int
+queue_ctl_cmp64(const void *a, const void *b)
+{
+	int64_t	 x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
 }
 
 void
@@ -264,7 +310,7 @@ queue_ctl_stat(struct queue_ctl_conn *cc, const char *name, int64_t value)
 static void
 queue_ctl_show_stats(struct queue_ctl_conn *cc)
 {
-	size_t	 counts[4], messages;
+	size_t	 counts[4], messages, i;
 	int64_t	 oldest, now = time(NULL);
 
 	if (queue_db_counts(qs->db, counts, &messages, &oldest) == -1) {
@@ -285,6 +331,21 @@ queue_ctl_show_stats(struct queue_ctl_conn *cc)
 	queue_ctl_stat(cc, "deliveries_failed_total", stats.failed);
 	queue_ctl_stat(cc, "smtp_paused", stats.smtp_paused);
 	queue_ctl_stat(cc, "delivery_paused", stats.delivery_paused);
+	if (nlatency > 0) {
+		int64_t	 sorted[CTL_LATENCY_RING];
+
+		/* Over the last CTL_LATENCY_RING deliveries. */
+		memcpy(sorted, latency, nlatency * sizeof(*sorted));
+		qsort(sorted, nlatency, sizeof(*sorted), queue_ctl_cmp64);
+		queue_ctl_stat(cc, "delivery_latency_p50_seconds",
+		    sorted[nlatency * 50 / 100]);
+		queue_ctl_stat(cc, "delivery_latency_p90_seconds",
+		    sorted[nlatency * 90 / 100]);
+		queue_ctl_stat(cc, "delivery_latency_p99_seconds",
+		    sorted[nlatency * 99 / 100]);
+	}
+	for (i = 0; i < nexternal; i++)
+		queue_ctl_stat(cc, external[i].name, external[i].value);
 	queue_ctl_end(cc, 1, 0, NULL);
 }
 

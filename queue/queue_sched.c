@@ -252,6 +252,8 @@ queue_sched_result(struct imsg *imsg)
 		if (queue_db_remove_envelope(qs->db, si->evpid) == -1)
 			fatalx("queue: cannot remove an envelope");
 		queue_ctl_stats()->delivered++;
+		if (e.ctime != 0)
+			queue_ctl_latency(time(NULL) - e.ctime);
 		break;
 	case DELIVER_TEMPFAIL:
 		log_info("event=deferred evp=%s rcpt=%s attempts=%u "

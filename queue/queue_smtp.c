@@ -374,6 +374,9 @@ queue_smtp_dispatch(struct imsg *imsg)
 	case IMSG_SMTP_ROLLBACK:
 		queue_smtp_rollback(imsg);
 		break;
+	case IMSG_STATS_SET:
+		queue_ctl_stats_set(imsg);
+		break;
 	default:
 		fatalx("smtpd: unexpected message type %u", imsg->hdr.type);
 	}

@@ -61,6 +61,7 @@ static char			 progdir[PATH_MAX];
 static struct event		 ev_sigterm, ev_sigint, ev_sighup, ev_sigchld;
 static struct event		 ev_stop_timer;
 static struct event		 ev_control;
+static struct event		 ev_memory;
 static int			 control_fd = -1;
 
 static __dead void usage(void);
@@ -76,6 +77,7 @@ static void	parent_reload(void);
 static char	*parent_read_conf_text(size_t *);
 static int	parent_control_open(const char *);
 static int	parent_unix_listen(const char *, const char *);
+static void	parent_memory(int, short, void *);
 static void	parent_control_accept(int, short, void *);
 
 static __dead void
@@ -244,6 +246,8 @@ main(int argc, char *argv[])
 	event_set(&ev_control, control_fd, EV_READ | EV_PERSIST,
 	    parent_control_accept, NULL);
 	event_add(&ev_control, NULL);
+	evtimer_set(&ev_memory, parent_memory, NULL);
+	parent_memory(-1, 0, NULL);
 
 	signal_set(&ev_sigterm, SIGTERM, parent_sig, NULL);
 	signal_set(&ev_sigint, SIGINT, parent_sig, NULL);
@@ -476,6 +480,58 @@ parent_unix_listen(const char *path, const char *what)
 	}
 	log_debug("event=listen what=\"%s\" path=%s", what, path);
 	return fd;
+}
+
+/* Proportional set size of a process in KiB, 0 if unknown. */
+static int64_t
+parent_pss(pid_t pid)
+{
+	char	 path[64], line[256];
+	FILE	*f;
+	long long kib = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "Pss: %lld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+/* Every few seconds: each process's memory, for show stats. */
+static void
+parent_memory(int fd, short ev, void *arg)
+{
+	struct timeval		 tv = { 5, 0 };
+	struct imsg_payload	 p;
+	struct msg_ctl_stat	 st[4];
+	int			 i, k;
+
+	memset(st, 0, sizeof(st));
+	strlcpy(st[0].name, "memory_posternd_kib", sizeof(st[0].name));
+	st[0].value = parent_pss(getpid());
+	strlcpy(st[1].name, "memory_smtpd_kib", sizeof(st[1].name));
+	strlcpy(st[2].name, "memory_queue_kib", sizeof(st[2].name));
+	strlcpy(st[3].name, "memory_tlsd_kib", sizeof(st[3].name));
+	for (i = 0; i < nprocs; i++) {
+		if (procs[i].pid == 0)
+			continue;
+		k = i == CHILD_SMTPD ? 1 : i == CHILD_QUEUE ? 2 : 3;
+		st[k].value += parent_pss(procs[i].pid);
+	}
+	for (k = 0; k < 4 && !stopping; k++) {
+		imsg_payload_init(&p);
+		proto_enc_ctl_stat(&p, &st[k]);
+		if (imsg_compose_payload(&procs[CHILD_QUEUE].ib,
+		    IMSG_STATS_SET, 0, -1, &p) == -1)
+			fatal("compose stats");
+		imsg_payload_free(&p);
+	}
+	if (procs[CHILD_QUEUE].events != 0)
+		parent_update_event(&procs[CHILD_QUEUE]);
+	evtimer_add(&ev_memory, &tv);
 }
 
 /* Is the user (uid, primary gid) a member of the named group? */

@@ -296,6 +296,7 @@ smtp_session_accept(struct smtp_listener *l, int fd,
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	RB_INSERT(smtp_session_tree, &sd->sessions, s);
 	sd->nsessions++;
+	sd->sessions_total++;
 
 	s->state = SMTP_STATE_HELO;
 	if (l->conf->is_socket)
@@ -418,6 +419,8 @@ smtp_free(struct smtp_session *s)
 	if (s->blocked)
 		TAILQ_REMOVE(&blocked, s, blocked_entry);
 	smtp_txn_reset(s);
+	if (s->tls == SMTP_TLS_OPEN)
+		sd->tls_now--;
 	if (s->tls != SMTP_TLS_NONE) {
 		if (!s->tls_done) {
 			struct imsg_payload	 p;
@@ -1322,6 +1325,8 @@ smtp_session_tls_imsg(struct smtpd_worker *wk, struct imsg *imsg)
 		if (s->tls != SMTP_TLS_HANDSHAKE)
 			fatalx("tlsd: second handshake");
 		s->tls = SMTP_TLS_OPEN;
+		sd->tls_now++;
+		sd->tls_total++;
 		snprintf(s->tls_desc, sizeof(s->tls_desc), "%s:%s",
 		    h.version, h.suite);
 		log_info("event=tls session=%s version=%s suite=%s sni=\"%s\" "
@@ -1338,6 +1343,8 @@ smtp_session_tls_imsg(struct smtpd_worker *wk, struct imsg *imsg)
 		if (s == NULL)
 			break;
 		s->tls_done = 1;
+		if (c.failed)
+			sd->tls_failed++;
 		if (c.failed)
 			log_info("event=tls-failed session=%s reason=\"%s\"",
 			    proc_id(s->id, idbuf), log_escape(esc,

@@ -46,6 +46,9 @@ static void	smtpd_start_listeners(void);
 static void	smtpd_sig(int, short, void *);
 static void	smtpd_worker_dispatch(int, short, void *);
 static void	smtpd_pause(struct imsg *);
+static void	smtpd_stats(int, short, void *);
+
+static struct event		 ev_stats;
 
 int
 main(int argc, char *argv[])
@@ -200,7 +203,11 @@ smtpd_start_listeners(void)
 	if (sd->conf == NULL)
 		return;
 	if (!sd->running) {
+		struct timeval	 tv = { 1, 0 };
+
 		sd->running = 1;
+		evtimer_set(&ev_stats, smtpd_stats, NULL);
+		evtimer_add(&ev_stats, &tv);
 		event_set(&sd->ev_queue, PROC_FD_PEER, EV_READ | EV_PERSIST,
 		    smtpd_queue_dispatch, NULL);
 		event_add(&sd->ev_queue, NULL);
@@ -331,6 +338,44 @@ smtpd_queue_dispatch(int fd, short ev, void *arg)
 			fatalx("queue: malformed frame");
 	}
 	smtpd_queue_update();
+}
+
+/* Once a second, what changed goes to queue for show stats. */
+static void
+smtpd_stats(int fd, short ev, void *arg)
+{
+	static uint64_t		 last[5] = { -1, -1, -1, -1, -1 };
+	static const char	*names[5] = {
+		"smtp_sessions", "smtp_sessions_total", "tls_sessions",
+		"tls_sessions_total", "tls_handshake_failures_total",
+	};
+	struct timeval		 tv = { 1, 0 };
+	struct imsg_payload	 p;
+	struct msg_ctl_stat	 st;
+	uint64_t		 now[5];
+	int			 i;
+
+	now[0] = sd->nsessions;
+	now[1] = sd->sessions_total;
+	now[2] = sd->tls_now;
+	now[3] = sd->tls_total;
+	now[4] = sd->tls_failed;
+	for (i = 0; i < 5; i++) {
+		if (now[i] == last[i])
+			continue;
+		last[i] = now[i];
+		memset(&st, 0, sizeof(st));
+		strlcpy(st.name, names[i], sizeof(st.name));
+		st.value = now[i];
+		imsg_payload_init(&p);
+		proto_enc_ctl_stat(&p, &st);
+		if (imsg_compose_payload(&sd->queue, IMSG_STATS_SET, 0, -1,
+		    &p) == -1)
+			fatal("compose stats");
+		imsg_payload_free(&p);
+	}
+	smtpd_queue_update();
+	evtimer_add(&ev_stats, &tv);
 }
 
 /* posternctl pause|resume smtp: stop or start accepting; sessions that

@@ -54,6 +54,11 @@ struct smtpd_state {
 	int			 running;
 	struct smtpd_worker	 workers[SMTPD_MAXWORKERS];
 	int			 nworkers;
+	/* for show stats */
+	uint64_t		 sessions_total;
+	uint64_t		 tls_now;
+	uint64_t		 tls_total;
+	uint64_t		 tls_failed;
 };
 
 extern struct smtpd_state	*sd;

@@ -30,7 +30,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while ((rv = imsg_get(&ib, &m)) == 1) {
 		/* The frame's own type, then every other decoder too. */
 		(void)proto_decode_any(&m);
-		for (t = IMSG_CONF_BLOB; t <= IMSG_CTL_PARENT_RELOAD; t++) {
+		for (t = IMSG_CONF_BLOB; t <= IMSG_STATS_SET; t++) {
 			m.hdr.type = t;
 			(void)proto_decode_any(&m);
 		}

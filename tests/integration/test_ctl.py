@@ -501,3 +501,26 @@ def test_malformed_reply(tmp_path):
 	finally:
 		t.join(5)
 		srv.close()
+
+
+def test_stats_sessions_memory_latency(mta):
+	"""smtpd's session counters, each process's memory and delivery
+	latency percentiles reach show stats."""
+	tok = new_token("stat2")
+	mta.send(SENDER, [ALICE], make_message(tok))
+	mta.maildir("alice").wait_for(tok, inst=mta)
+	deadline = time.monotonic() + 8
+	while True:
+		s = stats(mta)
+		if s.get("smtp_sessions_total", 0) >= 1 and \
+		    s.get("memory_smtpd_kib", 0) > 0 or \
+		    time.monotonic() > deadline:
+			break
+		time.sleep(0.2)
+	assert s["smtp_sessions_total"] >= 1, s
+	assert s["smtp_sessions"] >= 0 and s["tls_sessions"] == 0, s
+	for proc in ("posternd", "smtpd", "queue", "tlsd"):
+		assert s["memory_%s_kib" % proc] > 0, s
+	assert 0 <= s["delivery_latency_p50_seconds"] <= \
+	    s["delivery_latency_p90_seconds"] <= \
+	    s["delivery_latency_p99_seconds"] < 60, s
