@@ -71,11 +71,13 @@ drop_parse(const char *buf, size_t len, struct drop_msg *m, char *err,
 			memcpy(m->sender, p + 7, l);
 			m->sender[l] = '\0';
 			have_sender = 1;
-		} else if (l == 6 && memcmp(p, "sender", 6) == 0 &&
+		} else if ((l == 6 || l == 7) &&
+		    memcmp(p, "sender ", l) == 0 &&
 		    !have_sender && m->nrcpts == 0) {
 			have_sender = 1;	/* the null sender */
 		} else if (l > 5 && memcmp(p, "rcpt ", 5) == 0 && have_sender) {
 			char	(*n)[DROP_ADDRMAX];
+			size_t	 ncap;
 
 			l -= 5;
 			if (l >= DROP_ADDRMAX || !drop_addr_ok(p + 5, l)) {
@@ -87,12 +89,17 @@ drop_parse(const char *buf, size_t len, struct drop_msg *m, char *err,
 				return drop_fail(err, errsz,
 				    "too many recipients");
 			}
-			if ((n = reallocarray(m->rcpts, m->nrcpts + 1,
-			    sizeof(*n))) == NULL) {
-				drop_free(m);
-				return drop_fail(err, errsz, "out of memory");
+			/* Grow by doubling: powers of two up to the cap. */
+			if ((m->nrcpts & (m->nrcpts - 1)) == 0) {
+				ncap = m->nrcpts == 0 ? 1 : m->nrcpts * 2;
+				if ((n = reallocarray(m->rcpts, ncap,
+				    sizeof(*n))) == NULL) {
+					drop_free(m);
+					return drop_fail(err, errsz,
+					    "out of memory");
+				}
+				m->rcpts = n;
 			}
-			m->rcpts = n;
 			memcpy(m->rcpts[m->nrcpts], p + 5, l);
 			m->rcpts[m->nrcpts][l] = '\0';
 			m->nrcpts++;

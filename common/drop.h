@@ -3,7 +3,7 @@
  * when posternd is not running, and that queue imports when it starts.
  *
  *   "POSTERN-DROP 1\n"
- *   "sender " ADDRESS "\n"          (ADDRESS may be empty: the null sender)
+ *   "sender " ADDRESS "\n"          ("sender\n" or "sender \n": the null sender)
  *   "rcpt " ADDRESS "\n"            (1 to DROP_MAXRCPT lines)
  *   "\n"
  *   the message in SMTP wire form: CRLF line ends, not dot-stuffed

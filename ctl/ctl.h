@@ -370,4 +370,39 @@ int	ctl_sendmail_parse(const char *face, int argc, char *argv[],
 int	ctl_sendmail_main(const char *face, int argc, char *argv[],
 	    int (*mailq)(const char *conffile));
 
+
+/* ------------------------------------------------------- offline drop */
+
+/*
+ * ctl_drop.c: the offline drop of sendmail (drop.h has the file format).
+ * ctl_drop_init: first thing in main: save the effective group (the
+ * setgid _postern_drop of an installed posternctl) and drop it; it comes
+ * back only inside ctl_drop_write.  Exits 71 if it cannot be dropped.
+ */
+void	ctl_drop_init(void);
+/*
+ * ctl_drop_unstuff: append SMTP DATA text as ctl_mail_wire makes it, with
+ * the one "." each line starting with "." got removed (CRLF kept).
+ */
+void	ctl_drop_unstuff(struct ctl_buf *, const char *wire, size_t len);
+/*
+ * ctl_drop_format: append a whole drop file: magic, sender ("" is the
+ * null sender), 1 to DROP_MAXRCPT recipients, blank line, len bytes of
+ * body (CRLF lines, not dot-stuffed).  0, or -1 with a reason in err:
+ * an address drop_parse would refuse (too long, empty recipient, a
+ * space, control byte, '<' or '>'), no or too many recipients, a bare
+ * CR or LF in the body, out of memory.  b is left partial on -1.
+ */
+int	ctl_drop_format(struct ctl_buf *, const char *sender,
+	    const struct ctl_mail_rcpts *, const char *body, size_t len,
+	    char *err, size_t errsz);
+/*
+ * ctl_drop_write: store len bytes as a new file of directory dir: create
+ * dir/t<16 hex> (O_EXCL, O_NOFOLLOW, mode 0644, owned by the real uid),
+ * write, fsync, rename to dir/m<same hex>, whose name goes to name.
+ * 0, or -1 with errno and a reason in err; no file is left on failure.
+ */
+int	ctl_drop_write(const char *dir, const char *data, size_t len,
+	    char *name, size_t namesz, char *err, size_t errsz);
+
 #endif

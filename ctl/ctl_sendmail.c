@@ -3,10 +3,14 @@
  * and "sendmail -bp"): read a message from stdin, fix its header, hand it
  * to posternd in plain SMTP over the local submission socket; or relay an
  * SMTP session (-bs), or ask for a reload (-bi).
- * SECURITY: runs as the invoking user with no privilege of its own; the
- * daemon sees the caller's uid (SO_PEERCRED) and decides.  The message and
- * the arguments are untrusted: addresses are checked before they reach a
- * command line, server text is escaped before it reaches a terminal.
+ * When posternd is not running, the message goes to the offline drop
+ * directory of the spool instead (ctl_drop.c).
+ * SECURITY: runs as the invoking user; the setgid _postern_drop group of
+ * an installed posternctl is dropped in main and only ctl_drop_write uses
+ * it.  The daemon sees the caller's uid (SO_PEERCRED, or the drop file's
+ * owner) and decides.  The message and the arguments are untrusted:
+ * addresses are checked before they reach a command line or a drop file,
+ * server text is escaped before it reaches a terminal.
  */
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -27,6 +31,7 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "drop.h"
 
 #define SM_DEFAULT_CONF		"/etc/postern/postern.conf"
 #define SM_TIMEOUT_MS		(300 * 1000)	/* RFC 5321 4.5.3.2 */
@@ -549,6 +554,84 @@ sm_refused(struct sm_conn *c, const char *what)
 	sm_err("%s: %s", w, c->reply);
 }
 
+/* The spool: $POSTERN_SPOOL, else the configuration's, else the default. */
+static int
+sm_spool_path(const struct ctl_sendmail_opts *o, char *dst, size_t dstsz)
+{
+	struct postern_conf	*conf;
+	const char		*env;
+	size_t			 n;
+
+	if ((env = getenv("POSTERN_SPOOL")) != NULL && *env != '\0')
+		n = strlcpy(dst, env, dstsz);
+	else {
+		if (sm_config(o, &conf) == -1)
+			return -1;
+		n = strlcpy(dst, conf != NULL ? conf->spool :
+		    CONF_DEFAULT_SPOOL, dstsz);
+		if (conf != NULL)
+			config_free(conf);
+	}
+	if (n >= dstsz) {
+		sm_err("spool path too long");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * posternd is not running: keep the message in SPOOL/offline for queue
+ * to import when it starts.  EX_OK, or EX_TEMPFAIL after saying why.
+ */
+static int
+sm_offline(const struct ctl_sendmail_opts *o, const char *sockpath,
+    int connerr, const char *sender, const struct ctl_mail_rcpts *r,
+    const struct ctl_buf *wire)
+{
+	struct ctl_buf	 body, file;
+	char		 spool[PATH_MAX], dir[PATH_MAX], name[32];
+	char		 err[SM_ERRLEN], w[PATH_MAX * 4 + 1];
+	int		 rv = EX_TEMPFAIL, n;
+
+	ctl_buf_init(&body);
+	ctl_buf_init(&file);
+	if (sm_spool_path(o, spool, sizeof(spool)) == -1) {
+		strlcpy(err, "no usable spool path", sizeof(err));
+		goto fail;
+	}
+	n = snprintf(dir, sizeof(dir), "%s/%s", spool, DROP_DIR);
+	if (n < 0 || (size_t)n >= sizeof(dir)) {
+		strlcpy(err, "spool path too long", sizeof(err));
+		goto fail;
+	}
+	ctl_drop_unstuff(&body, ctl_buf_str(wire), wire->len);
+	if (body.failed) {
+		strlcpy(err, "out of memory", sizeof(err));
+		goto fail;
+	}
+	if (ctl_drop_format(&file, sender, r, ctl_buf_str(&body), body.len,
+	    err, sizeof(err)) == -1)
+		goto fail;
+	if (ctl_drop_write(dir, ctl_buf_str(&file), file.len, name,
+	    sizeof(name), err, sizeof(err)) == -1)
+		goto fail;
+	if (o->verbose)
+		sm_err("posternd is not running: message queued offline as %s",
+		    name);
+	rv = EX_OK;
+	goto done;
+ fail:
+	sm_escape(w, sizeof(w), sockpath, strlen(sockpath));
+	sm_err("cannot reach posternd at %s: %s (message not sent)", w,
+	    strerror(connerr));
+	sm_escape(w, sizeof(w), err, strlen(err));
+	sm_err("cannot queue the message offline: %s", w);
+ done:
+	ctl_buf_free(&body);
+	ctl_buf_free(&file);
+	return rv;
+}
+
 /* The SMTP dialogue for one message; a sysexits status. */
 static int
 sm_submit(const struct ctl_sendmail_opts *o, const char *sockpath,
@@ -561,11 +644,8 @@ sm_submit(const struct ctl_sendmail_opts *o, const char *sockpath,
 	size_t		 i, accepted = 0;
 	int		 code, rv = EX_OK, tempfail = 0, permfail = 0;
 
-	if (sm_connect(&c, sockpath, o->verbose) == -1) {
-		sm_err("cannot reach posternd at %s: %s (message not sent)",
-		    sockpath, strerror(errno));
-		return EX_UNAVAILABLE;
-	}
+	if (sm_connect(&c, sockpath, o->verbose) == -1)
+		return sm_offline(o, sockpath, errno, sender, r, wire);
 	if (sm_reply(&c) == -1) {
 		rv = EX_TEMPFAIL;
 		goto done;

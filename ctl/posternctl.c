@@ -957,6 +957,7 @@ main(int argc, char *argv[])
 	size_t				 nmacros = 0;
 	int				 ch, conf_given = 0, rv;
 
+	ctl_drop_init();
 	memset(&inv, 0, sizeof(inv));
 	name = argc > 0 && argv[0] != NULL ? argv[0] : "posternctl";
 	if (strrchr(name, '/') != NULL)

@@ -2,12 +2,18 @@
 test_sendmail.py: posternctl's sendmail(8) face (invoked through links
 named sendmail, mailq and newaliases) against the running daemon's local
 submission socket, as programs and users on the host use it.
+With no daemon, a message is kept in the spool's offline drop directory
+through a setgid _postern_drop copy of posternctl.
 SECURITY: the tests run as root; the non-root cases drop to nobody with
 setpriv.  Every file lives in the instance's /tmp/postern-test-* directory.
 """
 
+import grp
 import os
+import pwd
 import re
+import shutil
+import stat
 import subprocess
 import time
 
@@ -220,18 +226,201 @@ def test_rcpt_refused(mta):
 	    r.stderr), r.stderr
 
 
-def test_daemon_not_running(tmp_path):
-	"""No daemon: exit 69 (EX_UNAVAILABLE), the message is not lost
-	silently."""
+def test_daemon_not_running_no_drop_dir(tmp_path):
+	"""No daemon and no offline drop directory: exit 75 (EX_TEMPFAIL),
+	both reasons said, the message is not lost silently."""
 	link = tmp_path / "sendmail"
 	link.symlink_to(POSTERNCTL)
 	sock = str(tmp_path / "none.sock")
+	spool = str(tmp_path / "nospool")
 	r = subprocess.run([str(link), ALICE], input=b"Subject: x\n\nbody\n",
 	    capture_output=True, timeout=10,
-	    env=dict(os.environ, POSTERN_SOCKET=sock))
+	    env=dict(os.environ, POSTERN_SOCKET=sock, POSTERN_SPOOL=spool))
+	assert r.returncode == 75, r
+	assert r.stderr.decode() == ("sendmail: cannot reach posternd at %s: "
+	    "No such file or directory (message not sent)\n"
+	    "sendmail: cannot queue the message offline: cannot open "
+	    "%s/offline: No such file or directory\n" % (sock, spool))
+
+
+def test_bs_daemon_not_running(tmp_path):
+	"""-bs cannot be kept offline: exit 69 (EX_UNAVAILABLE)."""
+	link = tmp_path / "sendmail"
+	link.symlink_to(POSTERNCTL)
+	sock = str(tmp_path / "none.sock")
+	r = subprocess.run([str(link), "-bs"], input=b"QUIT\r\n",
+	    capture_output=True, timeout=10,
+	    env=dict(os.environ, POSTERN_SOCKET=sock,
+	    POSTERN_SPOOL=str(tmp_path)))
 	assert r.returncode == 69, r
 	assert r.stderr.decode() == ("sendmail: cannot reach posternd at %s: "
-	    "No such file or directory (message not sent)\n" % sock)
+	    "No such file or directory\n" % sock)
+	assert os.listdir(str(tmp_path)) == ["sendmail"]
+
+
+# ---------------------------------------------------------------- offline
+
+DROP_GROUP = "_postern_drop"
+QUEUE_USER = "_postern_queue"
+HAVE_DROP_IMPORT = os.path.exists(os.path.join(os.path.dirname(
+    os.path.abspath(__file__)), "..", "..", "queue", "queue_drop.c"))
+
+
+def parse_drop(data):
+	"""The fields of a drop file (common/drop.h), checked as drop_parse
+	does: (sender, [rcpt], body)."""
+	magic = b"POSTERN-DROP 1\n"
+	assert data.startswith(magic), data[:40]
+	head, sep, body = data[len(magic):].partition(b"\n\n")
+	assert sep, "header not terminated"
+	lines = head.split(b"\n")
+	if lines[0] == b"sender":
+		sender = ""
+	else:
+		assert lines[0].startswith(b"sender "), lines[0]
+		sender = lines[0][7:].decode()
+		assert sender
+	rcpts = []
+	for line in lines[1:]:
+		assert line.startswith(b"rcpt ") and len(line) > 5, line
+		rcpts.append(line[5:].decode())
+	for a in [sender] + rcpts:
+		assert len(a.encode()) < 600
+		assert not re.search(r"[\x00-\x20\x7f<>]", a), a
+	assert 1 <= len(rcpts) <= 1000
+	# CRLF line ends only, no bare CR or LF.
+	assert b"\r" not in body.replace(b"\r\n", b""), body
+	assert b"\n" not in body.replace(b"\r\n", b""), body
+	return sender, rcpts, body
+
+
+def offline_layout(inst):
+	"""SPOOL (root, 0711) and SPOOL/offline (_postern_queue:_postern_drop,
+	1730) as posternd makes them; a setgid _postern_drop copy of
+	posternctl with a sendmail link.  Returns (offline dir, link)."""
+	if subprocess.run(["getent", "group", DROP_GROUP],
+	    capture_output=True).returncode != 0:
+		subprocess.run(["groupadd", "--system", DROP_GROUP], check=True)
+	gid = grp.getgrnam(DROP_GROUP).gr_gid
+	quid = pwd.getpwnam(QUEUE_USER).pw_uid
+	os.makedirs(inst.spool, exist_ok=True)
+	os.chown(inst.spool, 0, 0)
+	os.chmod(inst.spool, 0o711)
+	offline = os.path.join(inst.spool, "offline")
+	os.mkdir(offline)
+	os.chown(offline, quid, gid)
+	os.chmod(offline, 0o1730)
+	bindir = inst.path("bin")
+	os.mkdir(bindir, 0o755)
+	copy = os.path.join(bindir, "posternctl")
+	shutil.copyfile(POSTERNCTL, copy)
+	os.chown(copy, 0, gid)
+	os.chmod(copy, 0o2755)
+	link = os.path.join(bindir, "sendmail")
+	os.symlink("posternctl", link)
+	return offline, link
+
+
+def run_offline(inst, link, args, msg, user="nobody"):
+	"""link ARGS < msg as user, no daemon, the spool of inst."""
+	cmd = ["setpriv", "--reuid", user, "--regid", "nogroup",
+	    "--clear-groups", "--", link] + list(args)
+	env = dict(os.environ, POSTERN_SOCKET=inst.path("postern.sock"),
+	    POSTERN_CONF=inst.conf_path, POSTERN_SPOOL=inst.spool, TZ="UTC")
+	return subprocess.run(cmd, input=msg, capture_output=True,
+	    timeout=20, env=env)
+
+
+def drop_files(offline):
+	return sorted(os.listdir(offline))
+
+
+def test_offline_drop_as_nobody(instance_factory):
+	"""No daemon: sendmail -t as nobody is accepted (exit 0, silent) and
+	kept as one m* file of SPOOL/offline owned by nobody, in drop form:
+	header fixed, Bcc stripped, CRLF, not dot-stuffed."""
+	inst = instance_factory()
+	offline, link = offline_layout(inst)
+	tok = H.new_token("sm-off")
+	msg = ("To: Alice <%s>\nBcc: %s\nSubject: %s\n\nbefore\n.\n"
+	    "..two\nafter\n" % (ALICE, BOB, tok)).encode()
+	r = run_offline(inst, link, ["-t", "-oi"], msg)
+	assert r.returncode == 0 and r.stderr == b"" and r.stdout == b"", r
+	names = drop_files(offline)
+	assert len(names) == 1 and re.fullmatch(r"m[0-9a-f]{16}", names[0]), \
+	    names
+	st = os.lstat(os.path.join(offline, names[0]))
+	assert st.st_uid == pwd.getpwnam("nobody").pw_uid
+	assert st.st_gid == grp.getgrnam(DROP_GROUP).gr_gid
+	assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o644
+	with open(os.path.join(offline, names[0]), "rb") as f:
+		sender, rcpts, body = parse_drop(f.read())
+	assert sender == "nobody"
+	assert rcpts == [ALICE, BOB]
+	hdr, _, text = body.partition(b"\r\n\r\n")
+	assert b"Bcc" not in hdr and BOB.encode() not in hdr, hdr
+	assert re.search(rb"(?m)^Date: [A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} "
+	    rb"\d{4} \d\d:\d\d:\d\d \+0000\r$", hdr), hdr
+	assert re.search(rb"(?m)^Message-ID: <[0-9a-f]{32}@[^>]+>\r$", hdr), hdr
+	assert re.search(rb"(?m)^From: nobody\r$", hdr), hdr
+	assert ("Subject: %s" % tok).encode() in hdr
+	assert text == b"before\r\n.\r\n..two\r\nafter\r\n", text
+
+
+def test_offline_drop_verbose_null_sender(instance_factory):
+	"""-v says where the message went; -f "" is kept as the null
+	sender."""
+	inst = instance_factory()
+	offline, link = offline_layout(inst)
+	r = run_offline(inst, link, ["-v", "-f", "", CAROL],
+	    b"From: x@client.test\nSubject: bounce\n\nbody\n")
+	names = drop_files(offline)
+	assert r.returncode == 0 and len(names) == 1, (r, names)
+	assert r.stderr.decode() == ("sendmail: posternd is not running: "
+	    "message queued offline as %s\n" % names[0])
+	with open(os.path.join(offline, names[0]), "rb") as f:
+		sender, rcpts, body = parse_drop(f.read())
+	assert (sender, rcpts) == ("", [CAROL])
+	assert body.endswith(b"Subject: bounce\r\n\r\nbody\r\n"), body
+
+
+def test_offline_drop_needs_setgid(instance_factory):
+	"""Without the setgid bit a user cannot write the drop directory:
+	exit 75, both reasons said, nothing left behind."""
+	inst = instance_factory()
+	offline, link = offline_layout(inst)
+	os.chmod(os.path.join(inst.path("bin"), "posternctl"), 0o755)
+	r = run_offline(inst, link, [ALICE], b"Subject: x\n\nbody\n")
+	assert r.returncode == 75, r
+	assert r.stderr.decode() == ("sendmail: cannot reach posternd at %s: "
+	    "No such file or directory (message not sent)\n"
+	    "sendmail: cannot queue the message offline: cannot create a file "
+	    "in %s: Permission denied\n" % (inst.path("postern.sock"),
+	    offline))
+	assert drop_files(offline) == []
+
+
+@pytest.mark.skipif(not HAVE_DROP_IMPORT, reason="queue/queue_drop.c (the "
+    "import of offline drops) is not in the tree yet")
+def test_offline_drop_delivered_at_start(instance_factory):
+	"""A message kept offline is delivered once posternd starts, and the
+	drop directory is empty afterwards."""
+	inst = instance_factory()
+	offline, link = offline_layout(inst)
+	tok = H.new_token("sm-offdel")
+	r = run_offline(inst, link, [ALICE], ("Subject: %s\n\nkept offline\n"
+	    % tok).encode())
+	assert r.returncode == 0 and r.stderr == b"", r
+	assert len(drop_files(offline)) == 1
+	inst.start()
+	got = inst.maildir("alice").wait_for(tok, inst=inst)[0]
+	trace, rest = H.strip_trace(got)
+	assert trace.return_path.split("@")[0] == "nobody", trace
+	assert rest.endswith(b"\n\nkept offline\n"), rest
+	deadline = time.monotonic() + SETTLE
+	while drop_files(offline) != []:
+		assert time.monotonic() < deadline, drop_files(offline)
+		time.sleep(0.1)
 
 
 def test_usage_errors(tmp_path):
