@@ -298,6 +298,11 @@ def offline_layout(inst):
 	"""SPOOL (root, 0711) and SPOOL/offline (_postern_queue:_postern_drop,
 	1730) as posternd makes them; a setgid _postern_drop copy of
 	posternctl with a sendmail link.  Returns (offline dir, link)."""
+	if os.environ.get("POSTERN_SANITIZED"):
+		# A setgid program runs in secure mode: the sanitizer runtime
+		# cannot read ASAN_OPTIONS nor ptrace itself for its leak check,
+		# and fails the run.  The plain build covers the setgid path.
+		pytest.skip("setgid copy of a sanitizer build")
 	if subprocess.run(["getent", "group", DROP_GROUP],
 	    capture_output=True).returncode != 0:
 		subprocess.run(["groupadd", "--system", DROP_GROUP], check=True)
