@@ -109,6 +109,37 @@ def test_t_as_nobody(mta):
 		assert trace.return_path.split("@")[0] == "nobody", trace
 
 
+def test_cron_invocation(mta):
+	"""The way Debian's cron mails a job's output: sendmail -FCronDaemon
+	-i -B8BITMIME -oem USER, as that user, message on stdin."""
+	tok = H.new_token("sm-cron")
+	msg = ("From: root (Cron Daemon)\nTo: alice\nSubject: Cron <alice@host> "
+	    "run-parts %s\n\nOutput of the job: caf\xc3\xa9\n" % tok).encode(
+	    "latin-1")
+	ok(run(mta, "sendmail", ["-FCronDaemon", "-i", "-B8BITMIME", "-oem",
+	    "alice"], msg, user="nobody"))
+	got = mta.maildir("alice").wait_for(tok, inst=mta)[0]
+	assert b"Output of the job: caf\xc3\xa9\n" in got, got
+	trace, _ = H.strip_trace(got)
+	assert trace.return_path.split("@")[0] == "nobody", trace
+
+
+@pytest.mark.skipif(shutil.which("s-nail") is None, reason="no s-nail")
+def test_s_nail(mta):
+	"""A mail user agent: s-nail hands the message to our sendmail."""
+	tok = H.new_token("sm-mua")
+	env = dict(os.environ, POSTERN_SOCKET=mta.sock,
+	    POSTERN_CONF=mta.conf_path, HOME="/nonexistent", MAILRC="/dev/null")
+	r = subprocess.run(["setpriv", "--reuid", "nobody", "--regid",
+	    "nogroup", "--clear-groups", "--", "s-nail", "-n", "-#",
+	    "-S", "mta=" + mta.path("sendmail"), "-s", "subject " + tok,
+	    ALICE], input=b"Sent with s-nail.\n", capture_output=True,
+	    timeout=20, env=env)
+	assert r.returncode == 0, r
+	got = mta.maildir("alice").wait_for(tok, inst=mta)[0]
+	assert b"Sent with s-nail." in got, got
+
+
 def test_f_and_arguments(mta):
 	"""sendmail -f sender rcpt < msg keeps the message's own fields."""
 	tok = H.new_token("sm-f")
