@@ -288,6 +288,23 @@ proto_enc_tls_bytes(struct imsg_payload *p, const struct msg_tls_bytes *b)
 }
 
 int
+proto_compose_bytes(struct imsgbuf *ib, uint16_t type, uint64_t id,
+    const void *data, size_t len)
+{
+	struct imsg_payload	 p;
+	struct msg_tls_bytes	 b;
+	int			 rv;
+
+	b.data = data;
+	b.len = len;
+	imsg_payload_init(&p);
+	proto_enc_tls_bytes(&p, &b);
+	rv = imsg_compose_payload(ib, type, id, -1, &p);
+	imsg_payload_free(&p);
+	return rv;
+}
+
+int
 proto_dec_tls_bytes(struct imsg *m, struct msg_tls_bytes *b)
 {
 	GET(imsg_get_data(m, &b->data, &b->len));

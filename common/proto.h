@@ -276,6 +276,9 @@ void	proto_enc_tls_setup(struct imsg_payload *, const struct msg_tls_setup *);
 int	proto_dec_tls_setup(struct imsg *, struct msg_tls_setup *);
 void	proto_enc_tls_pki(struct imsg_payload *, const struct msg_tls_pki *);
 int	proto_dec_tls_pki(struct imsg *, struct msg_tls_pki *);
+/* Compose one frame carrying bytes (TLS_CIPHER/CLEAR, TLS_CA, CTL_HEADERS). */
+int	proto_compose_bytes(struct imsgbuf *, uint16_t type, uint64_t id,
+	    const void *, size_t);
 void	proto_enc_tls_bytes(struct imsg_payload *, const struct msg_tls_bytes *);
 int	proto_dec_tls_bytes(struct imsg *, struct msg_tls_bytes *);
 void	proto_enc_tls_worker_fd(struct imsg_payload *,

@@ -256,9 +256,7 @@ queue_ctl_show_message(struct queue_ctl_conn *cc, uint64_t id)
 {
 	struct queue_envelope	 e;
 	struct queue_ctl_headers	 h;
-	struct imsg_payload	 p;
-	struct msg_tls_bytes	 b;
-	size_t			 off;
+	size_t			 off, len;
 	int			 n;
 
 	/* An envelope id shows its message. */
@@ -277,15 +275,11 @@ queue_ctl_show_message(struct queue_ctl_conn *cc, uint64_t id)
 	if ((h.buf = malloc(CTL_HEADERS_MAX)) == NULL)
 		fatal("ctl headers");
 	(void)queue_db_read_body(qs->db, id, queue_ctl_header_chunk, &h);
-	for (off = 0; off < h.len; off += b.len) {
-		b.data = h.buf + off;
-		b.len = h.len - off > 16384 ? 16384 : h.len - off;
-		imsg_payload_init(&p);
-		proto_enc_tls_bytes(&p, &b);
-		if (imsg_compose_payload(&cc->ib, IMSG_CTL_HEADERS, 0, -1,
-		    &p) == -1)
+	for (off = 0; off < h.len; off += len) {
+		len = h.len - off > 16384 ? 16384 : h.len - off;
+		if (proto_compose_bytes(&cc->ib, IMSG_CTL_HEADERS, 0,
+		    h.buf + off, len) == -1)
 			fatal("compose ctl headers");
-		imsg_payload_free(&p);
 	}
 	free(h.buf);
 	queue_ctl_end(cc, 1, n, NULL);

@@ -53,10 +53,9 @@ parent_tls_ship(struct postern_conf *conf, struct imsgbuf *ib)
 	struct imsg_payload	 p;
 	struct msg_tls_setup	 setup;
 	struct msg_tls_pki	 k;
-	struct msg_tls_bytes	 b;
 	struct pki_conf		*pki;
 	char			*cert, *key, *ca, err[CONF_ERRLEN];
-	size_t			 certlen, keylen, calen, off;
+	size_t			 certlen, keylen, calen, off, len;
 	int			 rv;
 
 	memset(&setup, 0, sizeof(setup));
@@ -104,15 +103,11 @@ parent_tls_ship(struct postern_conf *conf, struct imsgbuf *ib)
 	    sizeof(err)) == -1)
 		log_debug("tls ca: %s: outbound TLS will not verify", err);
 	else {
-		for (off = 0; off < calen; off += b.len) {
-			b.data = (const uint8_t *)ca + off;
-			b.len = calen - off > TLS_CA_CHUNK ? TLS_CA_CHUNK :
+		for (off = 0; off < calen; off += len) {
+			len = calen - off > TLS_CA_CHUNK ? TLS_CA_CHUNK :
 			    calen - off;
-			imsg_payload_init(&p);
-			proto_enc_tls_bytes(&p, &b);
-			rv = imsg_compose_payload(ib, IMSG_TLS_CA, 0, -1, &p);
-			imsg_payload_free(&p);
-			if (rv == -1) {
+			if (proto_compose_bytes(ib, IMSG_TLS_CA, 0, ca + off,
+			    len) == -1) {
 				free(ca);
 				return -1;
 			}

@@ -1254,16 +1254,8 @@ static void
 smtp_tls_send(struct smtp_session *s, uint16_t type, const void *data,
     size_t len)
 {
-	struct imsg_payload	 p;
-	struct msg_tls_bytes	 b;
-
-	b.data = data;
-	b.len = len;
-	imsg_payload_init(&p);
-	proto_enc_tls_bytes(&p, &b);
-	if (imsg_compose_payload(&s->worker->ib, type, s->id, -1, &p) == -1)
+	if (proto_compose_bytes(&s->worker->ib, type, s->id, data, len) == -1)
 		fatal("compose tls bytes");
-	imsg_payload_free(&p);
 	smtpd_worker_update(s->worker);
 }
 

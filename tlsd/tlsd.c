@@ -272,16 +272,8 @@ tlsd_seccomp(void)
 static void
 tlsd_send(uint16_t type, uint64_t id, const void *data, size_t len)
 {
-	struct imsg_payload	 p;
-	struct msg_tls_bytes	 b;
-
-	b.data = data;
-	b.len = len;
-	imsg_payload_init(&p);
-	proto_enc_tls_bytes(&p, &b);
-	if (imsg_compose_payload(&ib_smtpd, type, id, -1, &p) == -1)
+	if (proto_compose_bytes(&ib_smtpd, type, id, data, len) == -1)
 		fatal("compose tls bytes");
-	imsg_payload_free(&p);
 }
 
 static void
